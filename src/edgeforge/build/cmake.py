@@ -1,0 +1,76 @@
+"""The CMake + Ninja backend: configure with the generated toolchain file, build, log."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MissingToolError
+from ..log import Logger
+from ..recipe import CMakeBuild
+from ..toolchain import Toolchain
+from .compilers import Compilers, cmake_toolchain_file
+from .runner import run_logged
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    build_dir: Path
+    log: Path
+    configure_seconds: float
+    build_seconds: float
+
+
+def _require(tool: str, package: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise MissingToolError(f"{tool} is missing: apt-get install {package}")
+    return found
+
+
+def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, source_dir: Path,
+                work_dir: Path, expand: callable, logger: Logger, jobs: int | None = None
+                ) -> BuildOutput:
+    """Configure and build ``spec`` in ``work_dir/build``; ``expand`` fills placeholders."""
+    cmake = _require("cmake", "cmake")
+    _require("ninja", "ninja-build")
+    build_dir = work_dir / "build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    log = work_dir / "build.log"
+    log.write_text("")
+    toolchain_file = cmake_toolchain_file(toolchain, compilers, work_dir / "toolchain.cmake")
+
+    defines = {"CMAKE_BUILD_TYPE": "Release", "CMAKE_TOOLCHAIN_FILE": str(toolchain_file),
+               "CMAKE_POSITION_INDEPENDENT_CODE": "ON"}
+    defines.update(spec.defines)
+    defines.update(spec.arch_defines.get(toolchain.arch, {}))
+    defines.update(spec.arch_defines.get(toolchain.name, {}))
+    c_flags = [expand(f) for f in spec.c_flags]
+    cxx_flags = [expand(f) for f in spec.cxx_flags]
+    link_flags = [expand(f) for f in spec.link_flags]
+    if spec.version_script:
+        link_flags.append(f"-Wl,--version-script={expand(spec.version_script)}")
+    if c_flags:
+        defines["CMAKE_C_FLAGS"] = " ".join(c_flags)
+    if cxx_flags:
+        defines["CMAKE_CXX_FLAGS"] = " ".join(cxx_flags)
+    if link_flags:
+        defines["CMAKE_SHARED_LINKER_FLAGS"] = " ".join(link_flags)
+
+    env = dict(compilers.env)
+    env["CCACHE_BASEDIR"] = str(work_dir.parent.parent)
+    src = source_dir / spec.subdir if spec.subdir else source_dir
+    argv = [cmake, "-G", "Ninja", "-S", str(src), "-B", str(build_dir)]
+    argv += [f"-D{k}={expand(v)}" for k, v in sorted(defines.items())]
+    logger.info(f"configuring {src.name} for {toolchain.name} ({compilers.description})")
+    configure = run_logged(argv, log_path=log, logger=logger, what="cmake configure", env=env)
+
+    build_argv = [cmake, "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 2)]
+    for target in spec.targets:
+        build_argv += ["--target", target]
+    logger.info(f"building {' '.join(spec.targets) or 'all'} (log: {log})")
+    built = run_logged(build_argv, log_path=log, logger=logger, what="build", env=env)
+    return BuildOutput(build_dir=build_dir, log=log, configure_seconds=configure,
+                       build_seconds=built)

@@ -1,0 +1,183 @@
+"""Per-target compiler wrapper scripts, the CMake toolchain file, and the compiler cache.
+
+The zig target is baked into each wrapper script: putting it in the environment from a CMake
+toolchain file fails silently and builds for the host. Each wrapper names the compiler's
+version, so the compiler cache (hashing the wrapper's content) never serves objects from an
+older compiler.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MissingToolError
+from ..toolchain import Toolchain
+
+# binutils triplets whose `strip` understands each arch's ELF files (Debian: binutils-<triplet>)
+BINUTILS = {
+    "x86_64": "x86_64-linux-gnu",
+    "aarch64": "aarch64-linux-gnu",
+    "armv7l": "arm-linux-gnueabihf",
+    "armv6l": "arm-linux-gnueabihf",
+    "riscv64": "riscv64-linux-gnu",
+}
+
+
+@dataclass(frozen=True)
+class Compilers:
+    cc: Path
+    cxx: Path
+    ar: Path
+    ranlib: Path
+    strip: Path
+    launcher: str | None  # ccache or sccache, when installed
+    env: dict[str, str] = field(default_factory=dict)  # cache directories for zig and the launcher
+    description: str = ""
+
+
+def zig_executable() -> Path:
+    try:
+        import ziglang  # type: ignore[import-not-found]
+    except ImportError:
+        raise MissingToolError("zig is missing: pip install ziglang") from None
+    return Path(ziglang.__file__).resolve().parent / "zig"
+
+
+def zig_version(zig: Path) -> str:
+    return subprocess.run([str(zig), "version"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def find_strip(toolchain: Toolchain) -> Path:
+    triplet = BINUTILS.get(toolchain.arch)
+    candidates = [f"{triplet}-strip"] if triplet else []
+    if toolchain.is_host:
+        candidates.append("strip")
+    candidates.append("llvm-strip")
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    package = f"binutils-{triplet}" if triplet else "llvm"
+    raise MissingToolError(f"no strip tool for {toolchain.arch} (tried {', '.join(candidates)}): "
+                           f"apt-get install {package}")
+
+
+def find_launcher() -> str | None:
+    for name in ("ccache", "sccache"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def _write_script(path: Path, lines: list[str]) -> Path:
+    text = "#!/bin/sh\n" + "\n".join(lines) + "\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    os.replace(tmp, path)
+    return path
+
+
+def _wrapper(path: Path, comment: str, argv: list[str]) -> Path:
+    return _write_script(path, [f"# edgeforge wrapper: {comment}",
+                                "exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"'])
+
+
+def write_compilers(toolchain: Toolchain, bin_dir: Path, cache_dir: Path) -> Compilers:
+    """Write cc/c++/ar/ranlib wrappers for the toolchain's backend into ``bin_dir``."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    flags = list(toolchain.flags)
+    env: dict[str, str] = {}
+    if toolchain.backend == "zig":
+        assert toolchain.zig is not None
+        zig = zig_executable()
+        version = zig_version(zig)
+        target = toolchain.zig.target
+        flags += list(toolchain.zig.flags)
+        desc = f"zig {version} for {target} {' '.join(flags)}".strip()
+        cc = _wrapper(bin_dir / "cc", desc, [str(zig), "cc", "-target", target, *flags])
+        cxx = _wrapper(bin_dir / "c++", desc, [str(zig), "c++", "-target", target, *flags])
+        ar = _wrapper(bin_dir / "ar", f"zig {version} ar", [str(zig), "ar"])
+        ranlib = _wrapper(bin_dir / "ranlib", f"zig {version} ranlib", [str(zig), "ranlib"])
+        env["ZIG_GLOBAL_CACHE_DIR"] = str(cache_dir / "zig")
+        env["ZIG_LOCAL_CACHE_DIR"] = str(cache_dir / "zig-local")
+    elif toolchain.backend == "gcc":
+        assert toolchain.gcc is not None
+        triplet = toolchain.gcc.triplet
+        flags += list(toolchain.gcc.flags)
+        tools = {}
+        for name in ("gcc", "g++", "ar", "ranlib"):
+            found = shutil.which(f"{triplet}-{name}")
+            if found is None:
+                pkgs = " ".join(toolchain.gcc.debian_packages) or f"g++-{triplet}"
+                raise MissingToolError(f"{triplet}-{name} is missing: apt-get install {pkgs}")
+            tools[name] = found
+        version = subprocess.run([tools["g++"], "-dumpfullversion"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+        desc = f"{triplet}-g++ {version} {' '.join(flags)}".strip()
+        cc = _wrapper(bin_dir / "cc", desc, [tools["gcc"], *flags])
+        cxx = _wrapper(bin_dir / "c++", desc, [tools["g++"], *flags])
+        ar = _wrapper(bin_dir / "ar", desc, [tools["ar"]])
+        ranlib = _wrapper(bin_dir / "ranlib", desc, [tools["ranlib"]])
+    else:  # native: the host's own compilers, for self-builds on platforms nobody ships for
+        tools = {}
+        for name, env_name, default in (("cc", "CC", "cc"), ("c++", "CXX", "c++"),
+                                        ("ar", "AR", "ar"), ("ranlib", "RANLIB", "ranlib")):
+            wanted = os.environ.get(env_name, default)
+            found = shutil.which(wanted)
+            if found is None:
+                raise MissingToolError(f"no {name} compiler found ({wanted}): install a C/C++ "
+                                       "toolchain (apt-get install build-essential)")
+            tools[name] = found
+        desc = f"native {tools['c++']} {' '.join(flags)}".strip()
+        cc = _wrapper(bin_dir / "cc", desc, [tools["cc"], *flags])
+        cxx = _wrapper(bin_dir / "c++", desc, [tools["c++"], *flags])
+        ar = _wrapper(bin_dir / "ar", desc, [tools["ar"]])
+        ranlib = _wrapper(bin_dir / "ranlib", desc, [tools["ranlib"]])
+
+    launcher = find_launcher()
+    if launcher and Path(launcher).name == "ccache":
+        env.update(CCACHE_DIR=str(cache_dir / "ccache"), CCACHE_COMPILERCHECK="content",
+                   CCACHE_NOHASHDIR="1", CCACHE_MAXSIZE="5G")
+    elif launcher:
+        env.update(SCCACHE_DIR=str(cache_dir / "sccache"), SCCACHE_CACHE_SIZE="5G")
+    return Compilers(cc=cc, cxx=cxx, ar=ar, ranlib=ranlib, strip=find_strip(toolchain),
+                     launcher=launcher, env=env, description=desc)
+
+
+def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path) -> Path:
+    """Write the CMake toolchain file for the target; returns its path."""
+    gcc_static = toolchain.backend == "gcc"
+    lines = [
+        f"# edgeforge toolchain for {toolchain.name} ({compilers.description})",
+        f"set(CMAKE_SYSTEM_NAME {toolchain.cmake_system_name})",
+        f"set(CMAKE_SYSTEM_PROCESSOR {toolchain.cmake_system_processor})",
+        f'set(CMAKE_C_COMPILER "{compilers.cc}")',
+        f'set(CMAKE_CXX_COMPILER "{compilers.cxx}")',
+        f'set(CMAKE_AR "{compilers.ar}" CACHE FILEPATH "archiver")',
+        f'set(CMAKE_RANLIB "{compilers.ranlib}" CACHE FILEPATH "ranlib")',
+        f'set(CMAKE_STRIP "{compilers.strip}" CACHE FILEPATH "strip")',
+        # Never pick up the build machine's libraries or headers for the target.
+        "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
+        "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)",
+    ]
+    if gcc_static:
+        # A library that exports only a C API carries its C++ runtime: no GLIBCXX floor.
+        lines += ['set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc")',
+                  'set(CMAKE_EXE_LINKER_FLAGS_INIT "-static-libstdc++ -static-libgcc")']
+    if compilers.launcher:
+        lines += [f'set(CMAKE_C_COMPILER_LAUNCHER "{compilers.launcher}")',
+                  f'set(CMAKE_CXX_COMPILER_LAUNCHER "{compilers.launcher}")']
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,292 @@
+"""Recipes: ``recipes/*.toml`` -> typed ``Recipe``.
+
+A recipe is declarative data in the conda-forge/rattler-build spirit: sources with their URLs
+and sha256s, patches, the build system and its options, what to stage into the wheel, and how
+to smoke-test it. All logic lives in edgeforge.
+
+Values in ``[build]``, ``[[stage]]`` and ``licenses`` may use placeholders that the pipeline
+fills in: ``{source:NAME}`` (a source's extracted directory), ``{build}`` (the build
+directory), ``{recipe_dir}``, ``{target}``, ``{arch}``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import tomlfile
+from .errors import ConfigError
+
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class Location:
+    """One place a source can be fetched from, with the sha256 that file must have.
+
+    Either ``url`` (any scheme urllib speaks: https, http, file) or ``debian_pool`` (a path
+    under ``pool/main/`` of the Debian archive the machine's apt sources name).
+    ``sha256`` is None for an unpinned location: a normal build refuses it, ``edgeforge lock``
+    records its hash into the recipe's lock file.
+    """
+
+    url: str | None
+    debian_pool: str | None
+    sha256: str | None
+
+    @property
+    def display(self) -> str:
+        return self.url if self.url else f"debian-pool:{self.debian_pool}"
+
+    @property
+    def filename(self) -> str:
+        name = (self.url or self.debian_pool or "").rstrip("/").rsplit("/", 1)[-1]
+        return name or "download"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    locations: tuple[Location, ...]
+    strip_components: int = 1
+    archs: tuple[str, ...] = ()  # only for these target archs (empty: all)
+    libcs: tuple[str, ...] = ()  # only for these libcs (empty: all)
+    patches: tuple[Path, ...] = ()
+    extract: bool = True  # False: keep the downloaded file as it is
+    member: str | None = None  # for .deb: the data archive's subdirectory to keep (e.g. "usr")
+
+    def applies_to(self, arch: str, libc: str) -> bool:
+        return (not self.archs or arch in self.archs) and (not self.libcs or libc in self.libcs)
+
+
+@dataclass(frozen=True)
+class CMakeBuild:
+    source: str  # the source whose tree holds the CMake project
+    subdir: str = ""  # the CMake project's directory inside that source
+    targets: tuple[str, ...] = ()  # ninja targets; empty: the default target
+    defines: dict[str, str] = field(default_factory=dict)
+    arch_defines: dict[str, dict[str, str]] = field(default_factory=dict)
+    c_flags: tuple[str, ...] = ()
+    cxx_flags: tuple[str, ...] = ()
+    link_flags: tuple[str, ...] = ()
+    version_script: str | None = None  # exported-symbol list applied to shared libraries
+
+
+@dataclass(frozen=True)
+class PrebuiltBuild:
+    """Files picked from a release archive: the archive path per target arch."""
+
+    source: str
+    paths: dict[str, str]  # target arch (or target name) -> directory inside the source
+
+
+@dataclass(frozen=True)
+class StageEntry:
+    src: str  # a path or glob with placeholders
+    dest: str  # a directory inside the wheel's package (ends with /) or a file path
+    executable: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class WheelInfo:
+    distribution: str
+    package: str  # the import package the staged files go under
+    summary: str = ""
+    license: str | None = None
+    requires_python: str | None = None
+    requires_dist: tuple[str, ...] = ()
+    python_sources: tuple[str, ...] = ()  # directories of Python packages copied into the wheel
+    console_scripts: dict[str, str] = field(default_factory=dict)
+    entry_points: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    script: str | None = None  # run by the target's Python with the wheel installed; prints JSON
+    c_driver: str | None = None  # for targets with no Debian Python (musl): a C program
+    packages: tuple[str, ...] = ("python3", "python3-numpy")
+    tolerance: float = 1e-6  # relative+absolute tolerance when comparing with the host
+    ignore_keys: tuple[str, ...] = ("machine",)
+    timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str
+    path: Path
+    sources: tuple[Source, ...]
+    build_system: str
+    cmake: CMakeBuild | None
+    prebuilt: PrebuiltBuild | None
+    stage: tuple[StageEntry, ...]
+    licenses: tuple[str, ...]
+    wheel: WheelInfo
+    smoke: SmokeTest
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named {name!r}", path=self.path, key="sources")
+
+    def sources_for(self, arch: str, libc: str) -> tuple[Source, ...]:
+        return tuple(s for s in self.sources if s.applies_to(arch, libc))
+
+
+def _location(t: tomlfile.Table) -> Location:
+    url = t.str("url")
+    pool = t.str("debian-pool")
+    if (url is None) == (pool is None):
+        raise t.error("url", "give exactly one of `url` or `debian-pool`")
+    sha = t.str("sha256")
+    if sha is None and not t.bool("unpinned"):
+        raise t.error("sha256", "missing; every URL carries its sha256 (or `unpinned = true`, "
+                      "which `edgeforge lock` resolves)")
+    if sha is not None and not _SHA256.match(sha):
+        raise t.error("sha256", f"not a lowercase hex sha256: {sha!r}")
+    if pool is not None and (pool.startswith("/") or ".." in pool.split("/")):
+        raise t.error("debian-pool", f"must be a relative pool path like "
+                      f"'t/tensorflow/tensorflow_2.14.1+dfsg.orig.tar.xz', got {pool!r}")
+    t.reject_unknown()
+    return Location(url=url, debian_pool=pool, sha256=sha)
+
+
+def _source(t: tomlfile.Table, recipe_dir: Path) -> Source:
+    name = t.str("name", required=True)
+    if not _NAME.match(name):
+        raise t.error("name", f"not a valid source name: {name!r}")
+    locations = tuple(_location(u) for u in t.tables("urls", required=True))
+    patches = []
+    for rel in t.str_list("patches"):
+        p = (recipe_dir / rel).resolve()
+        if not p.is_file():
+            raise t.error("patches", f"patch file not found: {p}")
+        patches.append(p)
+    src = Source(
+        name=name,
+        locations=locations,
+        strip_components=t.int("strip-components", 1),
+        archs=tuple(t.str_list("archs")),
+        libcs=tuple(t.str_list("libcs")),
+        patches=tuple(patches),
+        extract=t.bool("extract", True),
+        member=t.str("member"),
+    )
+    t.reject_unknown()
+    return src
+
+
+def _cmake(t: tomlfile.Table) -> CMakeBuild:
+    c = t.table("cmake", required=True)
+    arch_defines = {}
+    archs = c.table("arch-defines")
+    for arch in list(archs.data):
+        arch_defines[arch] = archs.str_map(arch)
+    build = CMakeBuild(
+        source=c.str("source", required=True),
+        subdir=c.str("subdir", ""),
+        targets=tuple(c.str_list("targets")),
+        defines=c.str_map("defines"),
+        arch_defines=arch_defines,
+        c_flags=tuple(c.str_list("c-flags")),
+        cxx_flags=tuple(c.str_list("cxx-flags")),
+        link_flags=tuple(c.str_list("link-flags")),
+        version_script=c.str("version-script"),
+    )
+    c.reject_unknown()
+    return build
+
+
+def _prebuilt(t: tomlfile.Table) -> PrebuiltBuild:
+    p = t.table("prebuilt", required=True)
+    paths = p.str_map("paths")
+    if not paths:
+        raise p.error("paths", "map each target arch or target name to a directory in the archive")
+    build = PrebuiltBuild(source=p.str("source", required=True), paths=paths)
+    p.reject_unknown()
+    return build
+
+
+def load_recipe(path: Path) -> Recipe:
+    path = path.resolve()
+    t = tomlfile.Table(tomlfile.load(path), path)
+    pkg = t.table("package", required=True)
+    name = pkg.str("name", required=True)
+    version = pkg.str("version", required=True)
+    pkg.reject_unknown()
+
+    sources = tuple(_source(s, path.parent) for s in t.tables("sources", required=True))
+    names = [s.name for s in sources]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise t.error("sources", f"duplicate source names: {', '.join(sorted(dupes))}")
+
+    b = t.table("build", required=True)
+    system = b.choice("system", ("cmake", "prebuilt"))
+    cmake = _cmake(b) if system == "cmake" else None
+    prebuilt = _prebuilt(b) if system == "prebuilt" else None
+    b.reject_unknown()
+    used = cmake.source if cmake else prebuilt.source  # type: ignore[union-attr]
+    if used not in names:
+        raise b.error(system, f"names source {used!r}, but the recipe's sources are {names}")
+
+    stage = []
+    for s in t.tables("stage", required=True):
+        stage.append(StageEntry(src=s.str("from", required=True), dest=s.str("to", required=True),
+                                executable=s.bool("executable"), optional=s.bool("optional")))
+        s.reject_unknown()
+
+    w = t.table("wheel", required=True)
+    wheel = WheelInfo(
+        distribution=w.str("distribution", required=True),
+        package=w.str("package", required=True),
+        summary=w.str("summary", ""),
+        license=w.str("license"),
+        requires_python=w.str("requires-python"),
+        requires_dist=tuple(w.str_list("requires-dist")),
+        python_sources=tuple(w.str_list("python-sources")),
+        console_scripts=w.str_map("console-scripts"),
+        entry_points={g: w.table("entry-points").str_map(g)
+                      for g in w.table("entry-points").data},
+    )
+    w.reject_unknown()
+
+    sm = t.table("smoke")
+    smoke = SmokeTest(
+        script=sm.str("script"),
+        c_driver=sm.str("c-driver"),
+        packages=tuple(sm.str_list("packages", ["python3", "python3-numpy"])),
+        tolerance=sm.float("tolerance", 1e-6),
+        ignore_keys=tuple(sm.str_list("ignore-keys", ["machine"])),
+        timeout=sm.float("timeout", 600.0),
+    )
+    sm.reject_unknown()
+    licenses = tuple(t.str_list("licenses"))
+    t.reject_unknown()
+    return Recipe(name=name, version=version, path=path, sources=sources, build_system=system,
+                  cmake=cmake, prebuilt=prebuilt, stage=tuple(stage), licenses=licenses,
+                  wheel=wheel, smoke=smoke)
+
+
+def resolve_recipe(name_or_path: str, directory: Path = RECIPES_DIR) -> Recipe:
+    """A path to a TOML file, or the name of a recipe shipped in ``recipes/``."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.exists():
+        if not candidate.is_file():
+            raise ConfigError(f"recipe file not found: {candidate}")
+        return load_recipe(candidate)
+    shipped = directory / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return load_recipe(shipped)
+    known = ", ".join(p.stem for p in sorted(directory.glob("*.toml")))
+    raise ConfigError(f"unknown recipe {name_or_path!r}. Shipped recipes: {known or 'none'}; "
+                      "or pass a path to a recipe .toml file.")

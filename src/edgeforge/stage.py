@@ -1,0 +1,102 @@
+"""Stage: gather the files a wheel needs (libraries, tools, headers, Python code, licenses).
+
+Shared libraries and executables are stripped with the target's strip tool.
+"""
+
+from __future__ import annotations
+
+import glob
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BuildError, ConfigError
+from .log import Logger
+from .recipe import Recipe
+
+ELF_MAGIC = b"\x7fELF"
+
+
+@dataclass(frozen=True)
+class Staged:
+    files: dict[str, Path]  # archive path in the wheel -> file on disk
+    licenses: dict[str, Path]  # license file name -> file on disk
+
+
+def is_elf(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(4) == ELF_MAGIC
+
+
+def strip_binary(path: Path, strip: Path) -> None:
+    mode = "--strip-unneeded" if ".so" in path.name else "--strip-all"
+    result = subprocess.run([str(strip), mode, str(path)], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise BuildError(f"{strip.name} failed on {path}: {result.stderr.strip()}")
+
+
+def _python_files(package_dir: Path, package: str) -> dict[str, Path]:
+    files = {}
+    for path in sorted(package_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            files[f"{package}/{path.relative_to(package_dir).as_posix()}"] = path
+    return files
+
+
+def stage(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: Path,
+          logger: Logger) -> Staged:
+    if stage_dir.exists():
+        shutil.rmtree(stage_dir)
+    stage_dir.mkdir(parents=True)
+    package = recipe.wheel.package
+    files: dict[str, Path] = {}
+    for rel in recipe.wheel.python_sources:
+        src = (recipe.directory / rel).resolve()
+        if not src.is_dir():
+            raise ConfigError(f"python-sources directory not found: {src}", path=recipe.path,
+                              key="wheel.python-sources")
+        files.update(_python_files(src, src.name))
+
+    for entry in recipe.stage:
+        pattern = expand(entry.src)
+        matches = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        if not matches:
+            if entry.optional:
+                logger.info(f"stage: nothing matches {pattern} (optional)")
+                continue
+            raise BuildError(f"stage: nothing matches {pattern} (recipe {recipe.path}, "
+                             f"[[stage]] from = {entry.src!r})")
+        for src in matches:
+            dest = entry.dest if not entry.dest.endswith("/") else entry.dest + src.name
+            archive_path = f"{package}/{dest}"
+            out = stage_dir / archive_path
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src.resolve(), out)
+            executable = entry.executable or (is_elf(out) and ".so" not in out.name)
+            out.chmod(0o755 if executable else 0o644)
+            if is_elf(out):
+                before = out.stat().st_size
+                strip_binary(out, strip)
+                logger.info(f"staged {archive_path} ({before} -> {out.stat().st_size} bytes, "
+                            "stripped)")
+            else:
+                logger.debug(f"staged {archive_path}")
+            files[archive_path] = out
+
+    licenses: dict[str, Path] = {}
+    for pattern in recipe.licenses:
+        base = Path(expand(pattern.split("/", 1)[0])) if pattern.startswith("{") else None
+        matches = sorted(glob.glob(expand(pattern)))
+        if not matches:
+            raise BuildError(f"license file not found: {expand(pattern)} (recipe {recipe.path})")
+        for m in matches:
+            # `{source:abseil}/LICENSE` lands as licenses/abseil/LICENSE: no name collisions
+            name = Path(m).name
+            if pattern.startswith("{source:") and base is not None:
+                source_name = pattern[len("{source:"):pattern.index("}")]
+                name = f"{source_name}/{Path(m).relative_to(base).as_posix()}"
+            licenses[name] = Path(m)
+    return Staged(files=files, licenses=licenses)

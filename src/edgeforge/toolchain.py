@@ -1,0 +1,184 @@
+"""Target toolchains: ``toolchains/*.toml`` -> typed ``Toolchain``.
+
+A toolchain file is declarative data: the target's architecture and libc, the wheel tags it
+promises, the compiler backends that can build for it (``zig`` by default, Debian's cross gcc
+as the second), and how to smoke-test its wheels (QEMU binary, Debian architecture).
+"""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import tomlfile
+from .errors import ConfigError, UnknownTargetError
+
+BACKENDS = ("zig", "gcc", "native")
+LIBCS = ("glibc", "musl")
+
+# The toolchains shipped with edgeforge live at the top of the repository.
+TOOLCHAINS_DIR = Path(__file__).resolve().parents[2] / "toolchains"
+
+
+@dataclass(frozen=True)
+class ZigSpec:
+    target: str  # e.g. "aarch64-linux-gnu.2.17": zig's target triple with the glibc floor
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GccSpec:
+    triplet: str  # e.g. "aarch64-linux-gnu": Debian's g++-<triplet> cross compiler
+    flags: tuple[str, ...] = ()
+    debian_packages: tuple[str, ...] = ()  # what to apt-get install for this backend
+
+
+@dataclass(frozen=True)
+class SmokeSpec:
+    debian_arch: str  # e.g. "arm64"
+    debian_suite: str = "bookworm"
+    qemu: str | None = None  # e.g. "qemu-aarch64-static"; None: runs natively on the host
+    runner: str = "python"  # "python": a Debian Python root; "c-driver": musl, no Debian Python
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    name: str
+    path: Path
+    description: str
+    arch: str  # the machine name wheels use: x86_64, aarch64, armv7l, armv6l, riscv64
+    libc: str  # glibc or musl
+    libc_version: str  # the floor the wheel tag promises, e.g. "2.17"
+    wheel_tags: tuple[str, ...]  # platform tags, most specific first
+    cmake_system_name: str
+    cmake_system_processor: str
+    backend: str
+    flags: tuple[str, ...]  # CPU flags for every backend
+    zig: ZigSpec | None
+    gcc: GccSpec | None
+    smoke: SmokeSpec
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def platform_tag(self) -> str:
+        """The compressed platform tag of the wheel file name (dual tags joined by dots)."""
+        return ".".join(self.wheel_tags)
+
+    @property
+    def audit_policy(self) -> str | None:
+        """The manylinux/musllinux policy name the first tag promises, or None (``linux_*``)."""
+        first = self.wheel_tags[0]
+        for prefix in ("manylinux_", "musllinux_"):
+            if first.startswith(prefix):
+                return first[: -len(self.arch) - 1]
+        return None
+
+    def with_backend(self, backend: str) -> Toolchain:
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown compiler backend {backend!r}; use one of {', '.join(BACKENDS)}")
+        if backend == "zig" and self.zig is None:
+            raise ConfigError("this target has no [compiler.zig] table", path=self.path, key="compiler")
+        if backend == "gcc" and self.gcc is None:
+            raise ConfigError("this target has no [compiler.gcc] table", path=self.path, key="compiler")
+        return replace(self, backend=backend)
+
+    @property
+    def is_host(self) -> bool:
+        """True when binaries for this target run on this machine without QEMU."""
+        return self.smoke.qemu is None
+
+
+def load_toolchain(path: Path) -> Toolchain:
+    t = tomlfile.Table(tomlfile.load(path), path)
+    name = t.str("name", required=True)
+    arch = t.str("arch", required=True)
+    libc = t.choice("libc", LIBCS)
+    libc_version = t.str("libc-version", required=True)
+    tags = t.str_list("wheel-tags", required=True)
+    if not tags:
+        raise t.error("wheel-tags", "needs at least one platform tag")
+    for tag in tags:
+        if not tag.endswith("_" + arch):
+            raise t.error("wheel-tags", f"tag {tag!r} does not end with the arch {arch!r}")
+    description = t.str("description", "")
+
+    cmake = t.table("cmake", required=True)
+    system_name = cmake.str("system-name", "Linux")
+    processor = cmake.str("system-processor", required=True)
+    cmake.reject_unknown()
+
+    compiler = t.table("compiler", required=True)
+    backend = compiler.choice("backend", BACKENDS, "zig")
+    flags = tuple(compiler.str_list("flags"))
+    zig = gcc = None
+    if "zig" in compiler.data:
+        z = compiler.table("zig")
+        zig = ZigSpec(target=z.str("target", required=True), flags=tuple(z.str_list("flags")))
+        z.reject_unknown()
+    if "gcc" in compiler.data:
+        g = compiler.table("gcc")
+        gcc = GccSpec(
+            triplet=g.str("triplet", required=True),
+            flags=tuple(g.str_list("flags")),
+            debian_packages=tuple(g.str_list("debian-packages")),
+        )
+        g.reject_unknown()
+    compiler.reject_unknown()
+    if backend == "zig" and zig is None:
+        raise compiler.error("zig", "backend is zig but there is no [compiler.zig] table")
+    if backend == "gcc" and gcc is None:
+        raise compiler.error("gcc", "backend is gcc but there is no [compiler.gcc] table")
+
+    s = t.table("smoke", required=True)
+    smoke = SmokeSpec(
+        debian_arch=s.str("debian-arch", required=True),
+        debian_suite=s.str("debian-suite", "bookworm"),
+        qemu=s.str("qemu"),
+        runner=s.choice("runner", ("python", "c-driver"), "python"),
+    )
+    s.reject_unknown()
+    t.reject_unknown()
+    return Toolchain(
+        name=name,
+        path=path,
+        description=description,
+        arch=arch,
+        libc=libc,
+        libc_version=libc_version,
+        wheel_tags=tuple(tags),
+        cmake_system_name=system_name,
+        cmake_system_processor=processor,
+        backend=backend,
+        flags=flags,
+        zig=zig,
+        gcc=gcc,
+        smoke=smoke,
+    )
+
+
+def available_targets(directory: Path = TOOLCHAINS_DIR) -> dict[str, Path]:
+    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+
+
+def resolve_target(target: str | None, toolchain_file: Path | None = None,
+                   directory: Path = TOOLCHAINS_DIR) -> Toolchain:
+    """A user's own toolchain file wins; otherwise the target name picks a shipped one."""
+    if toolchain_file is not None:
+        return load_toolchain(toolchain_file)
+    if target is None or target == "host":
+        target = host_target_name()
+    known = available_targets(directory)
+    if target not in known:
+        raise UnknownTargetError(
+            f"unknown target {target!r}. Known targets: {', '.join(known)}. "
+            "Run `edgeforge targets` to see them, or pass your own with --toolchain FILE."
+        )
+    return load_toolchain(known[target])
+
+
+def host_target_name() -> str:
+    machine = platform.machine()
+    libc, _ = platform.libc_ver()
+    prefix = "linux" if libc == "glibc" else "musllinux"
+    return f"{prefix}-{machine}"
