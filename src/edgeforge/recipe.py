@@ -142,8 +142,10 @@ class Recipe:
         return tuple(s for s in self.sources if s.applies_to(arch, libc))
 
 
-def _location(t: tomlfile.Table) -> Location:
+def _location(t: tomlfile.Table, recipe_dir: Path) -> Location:
     url = t.str("url")
+    if url is not None and "{recipe_dir}" in url:  # local sources next to the recipe
+        url = url.replace("{recipe_dir}", recipe_dir.as_posix())
     pool = t.str("debian-pool")
     if (url is None) == (pool is None):
         raise t.error("url", "give exactly one of `url` or `debian-pool`")
@@ -164,7 +166,7 @@ def _source(t: tomlfile.Table, recipe_dir: Path) -> Source:
     name = t.str("name", required=True)
     if not _NAME.match(name):
         raise t.error("name", f"not a valid source name: {name!r}")
-    locations = tuple(_location(u) for u in t.tables("urls", required=True))
+    locations = tuple(_location(u, recipe_dir) for u in t.tables("urls", required=True))
     patches = []
     for rel in t.str_list("patches"):
         p = (recipe_dir / rel).resolve()

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from .. import debian
 from ..errors import FetchError, MissingToolError, SmokeError
 from ..log import Logger
 
@@ -161,30 +162,8 @@ def musl_loader(root: DebianRoot) -> Path | None:
 
 def debian_mirror(environ: Mapping[str, str] | None = None,
                   sources_dir: Path = Path("/etc/apt")) -> str:
-    """The Debian archive URI: ``$EDGEFORGE_DEBIAN_MIRROR`` or the host's apt sources.
-
-    Like ``apt-get source``, it takes the archive the machine already uses: deb822
-    ``sources.list.d/*.sources`` (``URIs:``) and one-line ``sources.list``/``*.list`` entries,
-    preferring an entry for a plain release suite (``bookworm``, not ``bookworm-security``).
-    """
-    env = os.environ if environ is None else environ
-    override = env.get(MIRROR_ENV, "").strip()
-    if override:
-        return override.rstrip("/")
-    entries = list(_apt_source_entries(sources_dir))
-    usable = [(uri, suites) for uri, suites in entries
-              if uri.split(":", 1)[0] in ("http", "https", "file")]
-    for uri, suites in usable:
-        if any("-" not in s and "/" not in s for s in suites):
-            return uri.rstrip("/")
-    for uri, _ in usable:
-        if "security" not in uri:
-            return uri.rstrip("/")
-    raise FetchError(
-        f"no Debian archive found in {sources_dir}/sources.list or {sources_dir}/sources.list.d/ "
-        f"(looked for 'URIs:' lines and 'deb URI SUITE' lines). Set {MIRROR_ENV}=<archive URI>, "
-        "the URI you would put on a 'deb' line."
-    )
+    """The Debian archive URI: ``$EDGEFORGE_DEBIAN_MIRROR`` or the host's apt sources."""
+    return debian.archive_uri(sources_dir, environ)
 
 
 def read_interpreter(elf: Path) -> str | None:
@@ -378,39 +357,6 @@ def _apt_conf(base: Path, debian_arch: str) -> str:
         'Binary::apt-get::Acquire::AllowInsecureRepositories "false";',
     ]
     return "\n".join(lines) + "\n"
-
-
-def _apt_source_entries(etc_apt: Path) -> Iterator[tuple[str, list[str]]]:
-    """(URI, suites) of each enabled ``deb`` entry in the host's apt sources, in apt's order."""
-    one_line = [etc_apt / "sources.list", *sorted((etc_apt / "sources.list.d").glob("*.list"))]
-    for path in one_line:
-        if not path.is_file():
-            continue
-        for raw in path.read_text(errors="replace").splitlines():
-            words = re.sub(r"\[[^\]]*\]", " ", raw.split("#", 1)[0]).split()
-            if len(words) >= 3 and words[0] == "deb":
-                yield words[1], words[2:3]
-    for path in sorted((etc_apt / "sources.list.d").glob("*.sources")):
-        if not path.is_file():
-            continue
-        for stanza in re.split(r"\n\s*\n", path.read_text(errors="replace")):
-            fields: dict[str, str] = {}
-            current = ""
-            for line in stanza.splitlines():
-                if line.startswith("#") or not line.strip():
-                    continue
-                if line[0] in " \t" and current:
-                    fields[current] += " " + line.strip()
-                elif ":" in line:
-                    current, value = line.split(":", 1)
-                    current = current.strip().lower()
-                    fields[current] = value.strip()
-            if fields.get("enabled", "yes").lower() == "no":
-                continue
-            if "deb" not in fields.get("types", "").split():
-                continue
-            for uri in fields.get("uris", "").split():
-                yield uri, fields.get("suites", "").split()
 
 
 # --------------------------------------------------------------------------- building

@@ -1,0 +1,128 @@
+"""Command line: argument parsing only; the work happens in ``pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__, fetch, pipeline
+from .errors import EdgeforgeError
+from .lock import lock_recipe, read_lock
+from .log import Logger
+from .recipe import resolve_recipe
+from .toolchain import BACKENDS, available_targets, host_target_name, load_toolchain, resolve_target
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgeforge", description=__doc__)
+    p.add_argument("--version", action="version", version=f"edgeforge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="say more")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help=f"downloads, extracted sources, compiler cache, Debian roots "
+                        f"(default: ${fetch.CACHE_ENV} or ~/.cache/edgeforge)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("targets", help="list the targets: wheel tags, compiler, glibc floor, QEMU")
+
+    b = sub.add_parser("build", help="fetch -> build -> stage -> wheel -> audit -> smoke")
+    b.add_argument("recipe", help="a shipped recipe's name (e.g. tflite) or a path to a .toml")
+    b.add_argument("--target", action="append", default=None,
+                   help=f"a target name (repeatable; default: the host, {host_target_name()})")
+    b.add_argument("--toolchain", type=Path, default=None,
+                   help="your own toolchain .toml instead of a shipped target")
+    b.add_argument("--compiler", choices=BACKENDS, default=None,
+                   help="override the toolchain's compiler backend")
+    b.add_argument("--dist", type=Path, default=Path("dist"), help="where wheels go (dist/)")
+    b.add_argument("--work-dir", type=Path, default=None,
+                   help="build directories (default: <cache-dir>/work)")
+    b.add_argument("--offline", action="store_true", help="use only the download cache")
+    b.add_argument("--no-smoke", action="store_true", help="skip the QEMU smoke test")
+    b.add_argument("--no-reference", action="store_true",
+                   help="do not compare smoke outputs with the host's")
+    b.add_argument("-j", "--jobs", type=int, default=None, help="parallel compile jobs")
+
+    f = sub.add_parser("fetch", help="download and verify a recipe's sources into the cache")
+    f.add_argument("recipe")
+    f.add_argument("--target", default=None)
+    f.add_argument("--offline", action="store_true")
+
+    lk = sub.add_parser("lock", help="record sha256s of a recipe's unpinned URLs (needs network)")
+    lk.add_argument("recipe")
+    return p
+
+
+def cmd_targets(logger: Logger) -> int:
+    rows = [("target", "wheel tags", "compiler", "libc floor", "qemu", "debian")]
+    for name, path in available_targets().items():
+        t = load_toolchain(path)
+        compiler = t.zig.target if t.backend == "zig" and t.zig else t.backend
+        rows.append((name, t.platform_tag, f"{t.backend}: {compiler}",
+                     f"{t.libc} {t.libc_version}", t.smoke.qemu or "(native)",
+                     f"{t.smoke.debian_suite}/{t.smoke.debian_arch}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def cmd_build(args: argparse.Namespace, cache_dir: Path, logger: Logger) -> int:
+    recipe = resolve_recipe(args.recipe)
+    if args.toolchain is not None:
+        toolchains = [resolve_target(None, args.toolchain)]
+    else:
+        toolchains = [resolve_target(t) for t in (args.target or [None])]
+    if args.compiler:
+        toolchains = [t.with_backend(args.compiler) for t in toolchains]
+    options = pipeline.BuildOptions(
+        cache_dir=cache_dir, dist_dir=args.dist.resolve(), work_dir=args.work_dir,
+        offline=args.offline, jobs=args.jobs, smoke=not args.no_smoke,
+        reference=not args.no_reference, locked=read_lock(recipe))
+    host = resolve_target(None)
+    reports = []
+    for toolchain in toolchains:
+        with logger.step(f"{recipe.name} {recipe.version} for {toolchain.name}"):
+            reports.append(pipeline.build(recipe, toolchain, options, logger, host=host))
+    for r in reports:
+        smoke = "skipped" if r.smoke is None else ("passed" if r.smoke.passed else "FAILED")
+        print(f"{r.target}: {r.wheel} (audit: {r.audit.best_policy}; smoke: {smoke})")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace, cache_dir: Path, logger: Logger) -> int:
+    recipe = resolve_recipe(args.recipe)
+    toolchain = resolve_target(args.target)
+    opts = fetch.FetchOptions(cache_dir=cache_dir, offline=args.offline, locked=read_lock(recipe))
+    for source in recipe.sources_for(toolchain.arch, toolchain.libc):
+        path = fetch.fetch_source(source, opts, logger)
+        print(f"{source.name}: {path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logger = Logger(verbose=args.verbose)
+    cache_dir = (args.cache_dir or fetch.default_cache_dir()).expanduser().resolve()
+    try:
+        if args.command == "targets":
+            return cmd_targets(logger)
+        if args.command == "build":
+            return cmd_build(args, cache_dir, logger)
+        if args.command == "fetch":
+            return cmd_fetch(args, cache_dir, logger)
+        if args.command == "lock":
+            path = lock_recipe(resolve_recipe(args.recipe), cache_dir, logger)
+            print(f"wrote {path}")
+            return 0
+    except EdgeforgeError as err:
+        print(f"edgeforge: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("edgeforge: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The smoke step: run the recipe's smoke program on the target (under QEMU) and on the host,
+and check that their outputs agree.
+
+Targets with a Debian Python run the recipe's Python script in a Debian root of the target's
+architecture, with the wheel installed by the host's pip. musl targets (Debian has no musl
+Python) compile the recipe's C driver against the wheel's library and run it with Debian's
+musl loader. Either way the program prints one JSON object, compared with the host's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..build.compilers import Compilers
+from ..compare import differences
+from ..errors import SmokeError
+from ..log import Logger
+from ..recipe import Recipe
+from ..toolchain import Toolchain
+from . import qemu, roots
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    target: str
+    runner: str  # what ran, in words
+    command: list[str]
+    output: dict[str, Any]
+    reference: dict[str, Any] | None
+    mismatches: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+    def summary(self) -> str:
+        lines = [f"smoke {self.target}: {self.runner}",
+                 f"  ran: {' '.join(self.command)}",
+                 f"  output: {json.dumps(self.output, sort_keys=True)[:400]}"]
+        if self.reference is None:
+            lines.append("  not compared with the host (no reference)")
+        else:
+            lines.append("  outputs match the host's" if self.passed else
+                         "  outputs differ from the host's:")
+            lines += [f"    {m}" for m in self.mismatches]
+        return "\n".join(lines)
+
+
+def parse_json_output(stdout: str, what: str) -> dict[str, Any]:
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError as err:
+                raise SmokeError(f"{what} printed malformed JSON: {err}: {line[:200]}") from None
+    raise SmokeError(f"{what} printed no JSON object; its output was:\n{stdout[-2000:]}")
+
+
+def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
+    if proc.returncode != 0:
+        raise SmokeError(f"{what} failed (exit {proc.returncode}):\n"
+                         f"{(proc.stdout or '')[-2000:]}\n{(proc.stderr or '')[-4000:]}")
+
+
+def host_output(recipe: Recipe, reference_wheel: Path, work: Path) -> dict[str, Any]:
+    """Run the recipe's smoke script with the host's Python and the host's wheel."""
+    assert recipe.smoke.script is not None
+    site = work / "smoke" / "host-site"
+    if site.exists():
+        shutil.rmtree(site)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                          "--disable-pip-version-check", "--target", str(site),
+                          str(reference_wheel)], capture_output=True, text=True, check=False)
+    _check(pip, f"pip install of the host reference {reference_wheel.name}")
+    script = recipe.directory / recipe.smoke.script
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                          timeout=recipe.smoke.timeout, check=False)
+    _check(proc, f"the host run of {script.name}")
+    return parse_json_output(proc.stdout, f"the host run of {script.name}")
+
+
+def _python_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
+                  cache_dir: Path, logger: Logger) -> tuple[str, list[str], dict[str, Any]]:
+    assert recipe.smoke.script is not None
+    spec = toolchain.smoke
+    root = qemu.ensure_smoke_root(toolchain, cache_dir, logger, packages=recipe.smoke.packages)
+    site = qemu.install_wheels(root, [wheel], toolchain.wheel_tags, work / "smoke" / "site")
+    script = recipe.directory / recipe.smoke.script
+    argv = [str(root.python), str(script)]
+    proc = qemu.run_in_root(root, toolchain, argv, env={"PYTHONPATH": str(site)},
+                            timeout=recipe.smoke.timeout)
+    _check(proc, f"{script.name} on {toolchain.name}")
+    how = "under " + spec.qemu if spec.qemu else "natively, through the root's own loader"
+    runner = (f"Debian {spec.debian_suite}/{spec.debian_arch} Python {root.python_version} "
+              f"{how}, {wheel.name} installed by pip")
+    command = roots.target_argv(root, qemu.qemu_command(toolchain), argv, [])
+    return runner, command, parse_json_output(proc.stdout, script.name)
+
+
+def _c_driver_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
+                    compilers: Compilers, cache_dir: Path,
+                    logger: Logger) -> tuple[str, list[str], dict[str, Any]]:
+    assert recipe.smoke.c_driver is not None
+    spec = toolchain.smoke
+    unpacked = work / "smoke" / "unpacked"
+    if unpacked.exists():
+        shutil.rmtree(unpacked)
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(unpacked)
+    package = unpacked / recipe.wheel.package
+    libs = sorted((package / "lib").glob("lib*.so*"))
+    if not libs:
+        raise SmokeError(f"{wheel.name} has no {recipe.wheel.package}/lib/lib*.so to test")
+    driver_src = recipe.directory / recipe.smoke.c_driver
+    driver = work / "smoke" / "driver"
+    link = [f"-l{lib.name[3:].split('.so')[0]}" for lib in libs]
+    dynamic = ["-dynamic"] if toolchain.backend == "zig" else []
+    argv = [str(compilers.cc), *dynamic, "-O1", str(driver_src), "-o", str(driver),
+            "-I", str(package / "include"), "-L", str(package / "lib"), *link,
+            f"-Wl,-rpath,{package / 'lib'}", "-lm"]
+    build = subprocess.run(argv, capture_output=True, text=True, check=False,
+                           env={**os.environ, **compilers.env})
+    _check(build, f"compiling the smoke driver {driver_src.name}")
+    root = qemu.ensure_smoke_root(toolchain, cache_dir, logger)
+    loader = roots.musl_loader(root)
+    if loader is None:
+        raise SmokeError(f"Debian's musl package for {spec.debian_arch} has no loader")
+    proc = qemu.run_in_root(root, toolchain, [str(driver)], timeout=recipe.smoke.timeout)
+    run = roots.target_argv(root, qemu.qemu_command(toolchain), [str(driver)], [])
+    _check(proc, f"the smoke driver on {toolchain.name}")
+    how = f"under {spec.qemu}" if spec.qemu else "natively"
+    runner = (f"C driver {driver_src.name} (Debian has no musl Python) with Debian's musl "
+              f"loader {loader}, {how}")
+    return runner, run, parse_json_output(proc.stdout, driver_src.name)
+
+
+def run_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, reference_wheel: Path | None,
+              compilers: Compilers, cache_dir: Path, work: Path, logger: Logger) -> SmokeResult:
+    start = time.monotonic()
+    if toolchain.smoke.runner == "c-driver":
+        if recipe.smoke.c_driver is None:
+            raise SmokeError(f"{toolchain.name} has no Debian Python; the recipe needs "
+                             "[smoke] c-driver to smoke-test it")
+        runner, command, output = _c_driver_smoke(recipe, toolchain, wheel, work, compilers,
+                                                  cache_dir, logger)
+    else:
+        if recipe.smoke.script is None:
+            raise SmokeError(f"recipe {recipe.name} has no [smoke] script")
+        runner, command, output = _python_smoke(recipe, toolchain, wheel, work, cache_dir,
+                                                logger)
+    reference = None
+    mismatches: list[str] = []
+    if reference_wheel is not None and recipe.smoke.script is not None:
+        reference = host_output(recipe, reference_wheel, work)
+        mismatches = differences(output, reference, recipe.smoke.tolerance,
+                                 ignore=recipe.smoke.ignore_keys)
+    result = SmokeResult(target=toolchain.name, runner=runner, command=command, output=output,
+                         reference=reference, mismatches=mismatches,
+                         seconds=time.monotonic() - start)
+    if mismatches:
+        raise SmokeError(result.summary())
+    return result
