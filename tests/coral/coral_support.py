@@ -113,10 +113,15 @@ def build_release(root: Path) -> Release:
     (tree / "LICENSE.txt").write_text("Apache License 2.0 (stand-in)\n")
     (root / "edgetpu_runtime" / "install.sh").write_text("#!/bin/sh\n")
     archive = root / "edgetpu_runtime_20221024.zip"
+    # Fixed dates and modes: the same bytes every run, so edgeforge's cache (keyed by
+    # sha256) is reused instead of growing by one extracted tree per test session.
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted((root / "edgetpu_runtime").rglob("*")):
             if path.is_file():
-                zf.write(path, path.relative_to(root).as_posix())
+                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), (2022, 10, 24, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                zf.writestr(info, path.read_bytes())
     return Release(archive, sha256(archive))
 
 
