@@ -372,3 +372,26 @@ def test_scalar_tensors_read_as_numpy_scalars(library: str) -> None:
     y = it.get_tensor(1)
     assert isinstance(y, np.float32) and y == 3.0
     assert it.get_output_details()[0]["shape"].shape == (0,)
+
+
+def test_xnnpack_is_the_default_delegate_as_in_tflite_runtime(library: str) -> None:
+    # The C API's op resolver applies no default delegate; tflite-edge applies XNNPACK at
+    # the first allocation, and BUILTIN_WITHOUT_DEFAULT_DELEGATES leaves it out. TFLite
+    # logs the delegate's creation on stderr.
+    code = """
+        import sys, rt_models
+        from tflite_edge.interpreter import Interpreter, OpResolverType
+        kind = OpResolverType[sys.argv[1]]
+        it = Interpreter(model_content=rt_models.add_model(), experimental_op_resolver_type=kind)
+        it.allocate_tensors()
+        it.invoke()
+    """
+    env = rt_support.runtime_env(library, extra_path=[str(Path(__file__).parent)])
+    logs = {}
+    for kind in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
+        proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), kind],
+                              capture_output=True, text=True, env=env, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        logs[kind] = proc.stderr
+    assert "XNNPACK" in logs["AUTO"]
+    assert "XNNPACK" not in logs["BUILTIN_WITHOUT_DEFAULT_DELEGATES"]

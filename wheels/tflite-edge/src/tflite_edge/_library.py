@@ -57,6 +57,13 @@ class TfLiteQuantizationParams(Structure):
     _fields_ = [("scale", c_float), ("zero_point", c_int32)]
 
 
+class TfLiteXNNPackDelegateOptions(Structure):
+    """tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h (2.14)."""
+
+    _fields_ = [("num_threads", c_int32), ("flags", ctypes.c_uint32),
+                ("weights_cache", c_void_p), ("handle_variable_ops", ctypes.c_bool)]
+
+
 #: ``void (*reporter)(void* user_data, const char* format, va_list args)``.
 #: ``va_list`` travels as one pointer-sized value on every ABI tflite-edge targets
 #: (x86_64 and aarch64 pass it by reference, armv7/riscv64/i386 pass a pointer-sized value).
@@ -113,13 +120,18 @@ _FUNCTIONS: dict[str, tuple[Any, list[Any]]] = {
     "TfLiteSignatureRunnerGetOutputName": (c_char_p, [_P, c_int32]),
     "TfLiteSignatureRunnerGetOutputTensor": (_P, [_P, c_char_p]),
     "TfLiteSignatureRunnerDelete": (None, [_P]),
+    # delegates/xnnpack/xnnpack_delegate.h: the C API's op resolver applies no default
+    # delegate, so tflite-edge applies XNNPACK itself, as tflite_runtime's does.
+    "TfLiteXNNPackDelegateOptionsDefault": (TfLiteXNNPackDelegateOptions, []),
+    "TfLiteXNNPackDelegateCreate": (_P, [POINTER(TfLiteXNNPackDelegateOptions)]),
+    "TfLiteXNNPackDelegateDelete": (None, [_P]),
 }
 
 # Not every build of the C library has these (they are experimental); the rest are required.
 _OPTIONAL = frozenset(
     name
     for name in _FUNCTIONS
-    if name.startswith("TfLiteSignatureRunner")
+    if name.startswith(("TfLiteSignatureRunner", "TfLiteXNNPack"))
     or name
     in {
         "TfLiteInterpreterGetSignatureCount",

@@ -72,24 +72,18 @@ NUMPY_TYPES: dict[int, type[Any]] = {
     INT4: np.int8,
 }
 
+#: Bytes per element of the fixed-size types.
+ITEMSIZE = {t: np.dtype(n).itemsize for t, n in NUMPY_TYPES.items() if n is not np.object_}
+
 #: Types whose bytes are plain fixed-size numbers numpy can view in place.
 FIXED_SIZE = frozenset(NUMPY_TYPES) - {STRING, RESOURCE, VARIANT}
 
-_FROM_NUMPY: dict[Any, int] = {
-    np.dtype(np.float32): FLOAT32,
-    np.dtype(np.int32): INT32,
-    np.dtype(np.uint8): UINT8,
-    np.dtype(np.int64): INT64,
-    np.dtype(np.bool_): BOOL,
-    np.dtype(np.int16): INT16,
-    np.dtype(np.complex64): COMPLEX64,
-    np.dtype(np.int8): INT8,
-    np.dtype(np.float16): FLOAT16,
-    np.dtype(np.float64): FLOAT64,
-    np.dtype(np.complex128): COMPLEX128,
-    np.dtype(np.uint64): UINT64,
-    np.dtype(np.uint32): UINT32,
-    np.dtype(np.uint16): UINT16,
+# (numpy kind, itemsize) -> TfLiteType: cheaper to look up than dtype objects.
+_FROM_KIND: dict[tuple[str, int], int] = {
+    ("f", 4): FLOAT32, ("f", 2): FLOAT16, ("f", 8): FLOAT64,
+    ("i", 1): INT8, ("i", 2): INT16, ("i", 4): INT32, ("i", 8): INT64,
+    ("u", 1): UINT8, ("u", 2): UINT16, ("u", 4): UINT32, ("u", 8): UINT64,
+    ("b", 1): BOOL, ("c", 8): COMPLEX64, ("c", 16): COMPLEX128,
 }
 
 
@@ -97,7 +91,7 @@ def type_from_numpy(dtype: np.dtype[Any]) -> int:
     """The TfLiteType a numpy array of this dtype would be (NO_TYPE when none fits)."""
     if dtype.kind in "OSU":
         return STRING
-    return _FROM_NUMPY.get(dtype.newbyteorder("=") if dtype.byteorder == ">" else dtype, NO_TYPE)
+    return _FROM_KIND.get((dtype.kind, dtype.itemsize), NO_TYPE)
 
 
 def type_name(tflite_type: int) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import math
 import mmap
 import os
 import weakref
@@ -49,8 +50,9 @@ _CONV_2D = 3  # BuiltinOperator_CONV_2D
 
 
 class OpResolverType(enum.Enum):
-    """Accepted for source compatibility; the C API always uses the builtin op resolver
-    with TFLite's default delegates (XNNPACK), which is tflite_runtime's ``AUTO``."""
+    """As tflite_runtime's: AUTO and BUILTIN use the builtin ops plus the default delegate
+    (XNNPACK); BUILTIN_WITHOUT_DEFAULT_DELEGATES leaves XNNPACK out; BUILTIN_REF (reference
+    kernels) is not reachable through the C API."""
 
     AUTO = 0
     BUILTIN = 1
@@ -80,10 +82,13 @@ class _ErrorLog:
         return text
 
 
-def _release_interpreter(api: CApi, interpreter: int, keepalive: tuple[Any, ...]) -> None:
+def _release_interpreter(api: CApi, interpreter: int, keepalive: tuple[Any, ...],
+                         default_delegate: list[int]) -> None:
     # The interpreter goes first; the model data, error reporter and delegates it used are
     # in ``keepalive`` and are released only after this returns.
     api.TfLiteInterpreterDelete(interpreter)
+    for ptr in default_delegate:
+        api.TfLiteXNNPackDelegateDelete(ptr)
 
 
 class _Handle:
@@ -96,8 +101,9 @@ class _Handle:
         self.errors = errors
         self.views: list[weakref.ref[np.ndarray[Any, Any]]] = []
         self.broken: str | None = None  # set when allocation left a graph unsafe to run
+        self.default_delegate: list[int] = []  # the XNNPACK delegate, deleted after us
         self._finalizer = weakref.finalize(
-            self, _release_interpreter, api, ptr, (errors, *keepalive)
+            self, _release_interpreter, api, ptr, (errors, *keepalive), self.default_delegate
         )
 
     def track(self, view: np.ndarray[Any, Any]) -> None:
@@ -205,13 +211,25 @@ class _TensorAccess:
     def __init__(self, api: CApi, model: _ModelBytes) -> None:
         self.api = api
         self._reader = model.reader
+        self._sparse: dict[tuple[int, int], bool] = {}
 
-    def shape(self, t: int) -> np.ndarray[Any, Any]:
+    def dims(self, t: int) -> tuple[int, ...]:
         n = self.api.TfLiteTensorNumDims(t)
         if n < 0:
             raise ValueError("Tensor with no shape found.")
         dim = self.api.TfLiteTensorDim
-        return np.array([dim(t, i) for i in range(n)], dtype=np.int32)
+        return tuple([dim(t, i) for i in range(n)])
+
+    def shape(self, t: int) -> np.ndarray[Any, Any]:
+        return np.array(self.dims(t), dtype=np.int32)
+
+    def is_sparse(self, index: int, subgraph: int) -> bool:
+        key = (index, subgraph)
+        sparse = self._sparse.get(key)
+        if sparse is None:
+            info = self.info(index, subgraph)
+            sparse = self._sparse[key] = info is not None and info.sparsity is not None
+        return sparse
 
     def info(self, index: int, subgraph: int) -> TensorInfo | None:
         try:
@@ -262,21 +280,20 @@ class _TensorAccess:
         if dtype is None or ttype == _types.NO_TYPE:
             raise ValueError("Unknown tensor type.")
         data, nbytes = self._data(t)
-        shape = tuple(int(d) for d in self.shape(t))
+        shape = self.dims(t)
         if ttype == _types.STRING:
             return _read_strings(data, nbytes, shape)
         if ttype not in _types.FIXED_SIZE:
             raise ValueError(f"tensor {index} has type {_types.type_name(ttype)}: "
                              "its value cannot be read")
-        info = self.info(index, subgraph)
-        itemsize = np.dtype(dtype).itemsize
-        if (info is not None and info.sparsity is not None) or (
-            int(np.prod(shape)) * itemsize != nbytes
-        ):
+        itemsize = _types.ITEMSIZE[ttype]
+        if math.prod(shape) * itemsize != nbytes or self.is_sparse(index, subgraph):
             shape = (nbytes // itemsize,)  # sparse (or packed) data: flat, as tflite_runtime
-        out = np.empty(shape, dtype=dtype)
-        if nbytes:
-            ctypes.memmove(out.ctypes.data, data, min(nbytes, out.nbytes))
+        if not nbytes:
+            out = np.zeros(shape, dtype=dtype)
+        else:
+            raw = (ctypes.c_char * nbytes).from_address(data)
+            out = np.frombuffer(raw, dtype=dtype, count=nbytes // itemsize).reshape(shape).copy()
         return out if out.ndim else out[()]
 
     def view(self, t: int, index: int, owner: object) -> np.ndarray[Any, Any]:
@@ -289,8 +306,8 @@ class _TensorAccess:
             )
         dtype = np.dtype(_types.NUMPY_TYPES[ttype])
         data, nbytes = self._data(t)
-        shape = tuple(int(d) for d in self.shape(t))
-        count = int(np.prod(shape))
+        shape = self.dims(t)
+        count = math.prod(shape)
         if count * dtype.itemsize != nbytes:
             shape = (nbytes // dtype.itemsize,)
             count = shape[0]
@@ -319,18 +336,19 @@ class _TensorAccess:
             raise ValueError(
                 "Cannot set tensor: string tensors cannot be written through TFLite's C API"
             )
-        shape = self.shape(t)
-        if array.ndim != len(shape):
-            raise ValueError(
-                f"Cannot set tensor: Dimension mismatch. Got {array.ndim} but expected "
-                f"{len(shape)} for {what} {index}."
-            )
-        for j, (got, want) in enumerate(zip(array.shape, shape)):
-            if got != want:
+        shape = self.dims(t)
+        if array.shape != shape:
+            if array.ndim != len(shape):
                 raise ValueError(
-                    f"Cannot set tensor: Dimension mismatch. Got {got} but expected {want} "
-                    f"for dimension {j} of {what} {index}."
+                    f"Cannot set tensor: Dimension mismatch. Got {array.ndim} but expected "
+                    f"{len(shape)} for {what} {index}."
                 )
+            for j, (got, want) in enumerate(zip(array.shape, shape)):
+                if got != want:
+                    raise ValueError(
+                        f"Cannot set tensor: Dimension mismatch. Got {got} but expected "
+                        f"{want} for dimension {j} of {what} {index}."
+                    )
         nbytes = api.TfLiteTensorByteSize(t)
         if not api.TfLiteTensorData(t) and nbytes:
             raise ValueError(
@@ -338,7 +356,8 @@ class _TensorAccess:
             )
         if not array.dtype.isnative:
             array = array.astype(array.dtype.newbyteorder("="))
-        array = np.ascontiguousarray(array)
+        if not array.flags.c_contiguous:
+            array = np.ascontiguousarray(array)
         if array.nbytes != nbytes:
             raise ValueError(
                 f"numpy array had {array.nbytes} bytes but expected {nbytes} bytes."
@@ -402,11 +421,14 @@ class Interpreter:
         experimental_preserve_all_tensors: bool = False,
         experimental_disable_delegate_clustering: bool = False,
     ) -> None:
-        if experimental_op_resolver_type not in (OpResolverType.AUTO, OpResolverType.BUILTIN):
+        if experimental_op_resolver_type == OpResolverType.BUILTIN_REF:
             raise ValueError(
-                f"experimental_op_resolver_type={experimental_op_resolver_type} is not "
-                "available through TFLite's C API (only AUTO/BUILTIN)"
+                "experimental_op_resolver_type=BUILTIN_REF (reference kernels) is not "
+                "available through TFLite's C API"
             )
+        default_delegates = (
+            experimental_op_resolver_type != OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        )
         if experimental_preserve_all_tensors or experimental_disable_delegate_clustering:
             raise ValueError(
                 "experimental_preserve_all_tensors / experimental_disable_delegate_clustering "
@@ -476,6 +498,10 @@ class Interpreter:
                 raise RuntimeError(errors.take(
                     f"applying {delegate!r} failed ({STATUS_NAMES.get(status, status)})"
                 ))
+        # Applied at the first allocation, as tflite_runtime's lazy default delegate is.
+        self._pending_xnnpack: tuple[int | None] | None = (
+            (num_threads,) if default_delegates else None
+        )
         self._inputs = self._indices(
             api.TfLiteInterpreterGetInputTensorCount, api.TfLiteInterpreterInputTensorIndices
         )
@@ -484,6 +510,29 @@ class Interpreter:
         )
 
     # -- internals -------------------------------------------------------------------
+
+    def _apply_default_delegate(self) -> None:
+        """TFLite's default delegate, as tflite_runtime applies it: XNNPACK, at the first
+        allocation (after the user's delegates), with the interpreter's thread count; a
+        failure to apply it is ignored (TFLite restores the graph), as TFLite ignores it
+        for its default delegate."""
+        if self._pending_xnnpack is None:
+            return
+        (num_threads,) = self._pending_xnnpack
+        self._pending_xnnpack = None
+        api = self._api
+        try:
+            options = api.TfLiteXNNPackDelegateOptionsDefault()
+        except NotImplementedError:  # a library built without XNNPACK
+            return
+        if num_threads is not None:
+            options.num_threads = num_threads
+        delegate = api.TfLiteXNNPackDelegateCreate(ctypes.byref(options))
+        if not delegate:
+            return
+        self._handle.default_delegate.append(delegate)
+        api.TfLiteInterpreterModifyGraphWithDelegate(self._handle.ptr, delegate)
+        self._handle.errors.clear()
 
     def _indices(self, count_fn: Any, indices_fn: Any) -> tuple[int, ...]:
         n = count_fn(self._handle.ptr)
@@ -536,6 +585,7 @@ class Interpreter:
 
     def allocate_tensors(self) -> None:
         self._ensure_safe()
+        self._apply_default_delegate()
         self._handle.errors.clear()
         self._check(self._api.TfLiteInterpreterAllocateTensors(self._handle.ptr),
                     "AllocateTensors")
@@ -785,6 +835,7 @@ class SignatureRunner:
                     self._ptr, name.encode("utf-8"), c_dims, len(dims)
                 )
             self._check(status, "ResizeInputTensor")
+        interp._apply_default_delegate()
         self._handle.errors.clear()
         self._check(api.TfLiteSignatureRunnerAllocateTensors(self._ptr), "AllocateTensors")
         tensors = interp._tensors
