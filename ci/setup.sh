@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES=(
-  cmake ninja-build ccache patch file xz-utils ca-certificates g++ make
+  cmake ninja-build ccache patch patchelf file xz-utils ca-certificates g++ make
   qemu-user-static musl
   binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf binutils-riscv64-linux-gnu
 )

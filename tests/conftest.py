@@ -3,19 +3,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edgeforge_testing import FIXTURE_RECIPE, FIXTURES
 
 from edgeforge.fetch import default_cache_dir
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO / "tests" / "fixtures"
-FIXTURE_RECIPE = FIXTURES / "edgemath.toml"
 
 
 @pytest.fixture(scope="session")
@@ -35,11 +30,3 @@ def fixture_recipe() -> Iterator[Path]:
         sys.path.remove(str(FIXTURES))
     make_tarball(FIXTURES / "edgemath", FIXTURES / "edgemath-1.0.tar")
     yield FIXTURE_RECIPE
-
-
-def run_edgeforge(*args: str, cache: Path, env: dict[str, str] | None = None,
-                  timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    """The real CLI in a subprocess, as a user runs it."""
-    full_env = {**os.environ, "EDGEFORGE_CACHE": str(cache), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "edgeforge", *args], capture_output=True,
-                          text=True, env=full_env, timeout=timeout, check=False)

@@ -91,11 +91,11 @@ def test_mirrors_in_order_and_every_failure_listed(tmp_path: Path, opts: fetch.F
     sha = _tarball(archive, {"demo-1.0/a.txt": b"hello"})
     missing = Location(url=(tmp_path / "gone.tar.gz").as_uri(), debian_pool=None, sha256=sha)
     good = Location(url=archive.as_uri(), debian_pool=None, sha256=sha)
-    assert fetch.fetch_source(_source(missing, good), opts, tmp_logger := logger)
+    assert fetch.fetch_source(_source(missing, good), opts, logger)
     wrong = Location(url=archive.as_uri(), debian_pool=None, sha256="1" * 64)
     with pytest.raises(FetchError) as err:
         fetch.fetch_source(_source(missing, wrong), fetch.FetchOptions(tmp_path / "c2"),
-                           tmp_logger)
+                           logger)
     message = str(err.value)
     assert "gone.tar.gz" in message and "sha256 mismatch" in message
 

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_RECIPE, run_edgeforge
+from edgeforge_testing import FIXTURE_RECIPE, run_edgeforge
 
 from edgeforge.recipe import load_recipe
 from edgeforge.toolchain import TOOLCHAINS_DIR

@@ -166,10 +166,20 @@ def _check_link(dest: Path, member_path: PurePosixPath, link_target: str) -> Non
         raise UnsafeArchiveError(f"link {member_path} -> {link_target!r} points outside the tree")
 
 
-def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int) -> None:
+def _select(rel: PurePosixPath | None, only: PurePosixPath | None) -> PurePosixPath | None:
+    """With ``only`` set, keep just the members under it, relative to it."""
+    if rel is None or only is None:
+        return rel
+    if rel == only or only not in rel.parents:
+        return None
+    return rel.relative_to(only)
+
+
+def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int,
+                 only: PurePosixPath | None = None) -> None:
     links: list[tuple[Path, str, bool]] = []
     for member in tar:
-        rel = _strip(member.name, components)
+        rel = _select(_strip(member.name, components), only)
         if rel is None:
             continue
         out = dest / rel
@@ -186,7 +196,7 @@ def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int) -> None:
             _check_link(dest, rel, member.linkname)
             links.append((out, member.linkname, True))
         elif member.islnk():
-            target = _strip(member.linkname, components)
+            target = _select(_strip(member.linkname, components), only)
             if target is None:
                 raise UnsafeArchiveError(f"hard link {member.name} has no target in the tree")
             links.append((out, str(target), False))
@@ -201,10 +211,11 @@ def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int) -> None:
             shutil.copy2(dest / target, out)
 
 
-def _extract_zip(archive: Path, dest: Path, components: int) -> None:
+def _extract_zip(archive: Path, dest: Path, components: int,
+                 only: PurePosixPath | None = None) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
-            rel = _strip(info.filename, components)
+            rel = _select(_strip(info.filename, components), only)
             if rel is None:
                 continue
             out = dest / rel
@@ -238,33 +249,39 @@ def _ar_members(archive: Path) -> Iterator[tuple[str, bytes]]:
         pos += size + (size % 2)
 
 
-def _extract_deb(archive: Path, dest: Path, components: int) -> None:
+def _extract_deb(archive: Path, dest: Path, components: int,
+                 only: PurePosixPath | None = None) -> None:
     for name, payload in _ar_members(archive):
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tar:
-                _extract_tar(tar, dest, components)
+                _extract_tar(tar, dest, components, only)
             return
     raise FetchError(f"{archive.name} has no data.tar member")
 
 
-def extract(archive: Path, dest: Path, strip_components: int) -> None:
-    """Extract safely: no absolute paths, no ``..``, no links pointing out of ``dest``."""
+def extract(archive: Path, dest: Path, strip_components: int, member: str | None = None) -> None:
+    """Extract safely: no absolute paths, no ``..``, no links pointing out of ``dest``.
+
+    With ``member``, only that subdirectory (after stripping) is extracted, streamed: a
+    source carried inside a much bigger archive never lands on disk whole.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     name = archive.name
+    only = _strip(member, 0) if member else None
     try:
         if name.endswith(".zip"):
-            _extract_zip(archive, dest, strip_components)
+            _extract_zip(archive, dest, strip_components, only)
         elif name.endswith(".deb"):
-            _extract_deb(archive, dest, strip_components)
+            _extract_deb(archive, dest, strip_components, only)
         else:
-            with tarfile.open(archive, mode="r:*") as tar:
-                _extract_tar(tar, dest, strip_components)
+            with tarfile.open(archive, mode="r|*") as tar:  # streamed: big archives stay cheap
+                _extract_tar(tar, dest, strip_components, only)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
         raise FetchError(f"cannot extract {archive}: {err}") from None
 
 
-def _tree_key(archive_sha: str, source: Source) -> str:
-    h = hashlib.sha256(f"{archive_sha}:{source.strip_components}:{source.member}".encode())
+def _tree_key(archive_sha: str, source: Source, strip: int, member: str | None) -> str:
+    h = hashlib.sha256(f"v2:{archive_sha}:{strip}:{member}".encode())  # v2: member-only trees
     for patch in source.patches:
         h.update(patch.read_bytes())
     return f"{source.name}-{h.hexdigest()[:16]}"
@@ -278,26 +295,26 @@ def prepare_source(source: Source, archive: Path, opts: FetchOptions, logger: Lo
     """
     if not source.extract:
         return archive
+    strip, member = source.layout(archive)
     root = opts.cache_dir / "src"
-    tree = root / _tree_key(archive.parent.name, source)
+    tree = root / _tree_key(archive.parent.name, source, strip, member)
     if not (tree / ".complete").is_file():
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=root))
         try:
             logger.info(f"extracting {archive.name}")
-            extract(archive, staging, source.strip_components)
+            extract(archive, staging, strip, member)
+            if member and not any(staging.iterdir()):
+                raise FetchError(f"{archive.name} has no {member}/ directory")
             for patch in source.patches:
-                apply_patch(patch, staging / (source.member or ""), logger)
+                apply_patch(patch, staging, logger)
             (staging / ".complete").write_text("ok\n")
             if tree.exists():
                 shutil.rmtree(tree)
             os.replace(staging, tree)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    result = tree / source.member if source.member else tree
-    if not result.is_dir():
-        raise FetchError(f"{archive.name} has no {source.member}/ directory")
-    return result
+    return tree
 
 
 def apply_patch(patch: Path, tree: Path, logger: Logger) -> None:

@@ -52,7 +52,7 @@ def lock_recipe(recipe: Recipe, cache_dir: Path, logger: Logger) -> Path:
                 continue
             try:
                 path = fetch.download(location, None, opts, logger)
-            except Exception as err:  # noqa: BLE001 - each failure is reported below
+            except Exception as err:
                 failures.append(f"{location.display}: {err}")
                 continue
             hashes[location.display] = path.parent.name

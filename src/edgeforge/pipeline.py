@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fetch
-from .audit import AuditReport, audit_wheel
+from .audit import MUSL_LIBC_SONAMES, AuditReport, audit_wheel
 from .build.cmake import cmake_build
 from .build.compilers import Compilers, write_compilers
 from .build.prebuilt import prebuilt_files
@@ -101,6 +101,8 @@ def fetch_sources(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
     trees = {}
     opts = options.fetch_options
     for source in recipe.sources_for(toolchain.arch, toolchain.libc):
+        if source.smoke_only and not options.smoke:
+            continue
         archive = fetch.fetch_source(source, opts, logger)
         trees[source.name] = fetch.prepare_source(source, archive, opts, logger)
     return trees
@@ -127,7 +129,8 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
             prebuilt_files(recipe.prebuilt, toolchain, trees[recipe.prebuilt.source],
                            work / "build", logger)
     with logger.step("stage"):
-        staged = stage(recipe, expand, work / "stage", compilers.strip, logger)
+        musl = MUSL_LIBC_SONAMES.get(toolchain.arch) if toolchain.libc == "musl" else None
+        staged = stage(recipe, expand, work / "stage", compilers.strip, logger, musl)
     with logger.step("wheel"):
         spec = WheelSpec(
             distribution=recipe.wheel.distribution,
@@ -173,13 +176,29 @@ def build(recipe: Recipe, toolchain: Toolchain, options: BuildOptions, logger: L
         with logger.step(f"smoke test on {toolchain.name}"):
             smoke_result = run_smoke(recipe, toolchain, wheel, reference, compilers,
                                      options.cache_dir, work_dir_for(recipe, toolchain, options),
-                                     logger)
+                                     logger, smoke_env(recipe, toolchain, options, logger))
             for line in smoke_result.summary().splitlines():
                 logger.info(line)
     final = publish(wheel, options.dist_dir)
     logger.info(f"==> {final}")
     return BuildReport(recipe=recipe.name, target=toolchain.name, wheel=final, audit=report,
                        smoke=smoke_result, seconds=seconds)
+
+
+def smoke_env(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
+              logger: Logger) -> dict[str, str]:
+    """What the smoke program is told: ``EDGEFORGE_SOURCE_<NAME>`` for each smoke-only source
+    (models and other test data) and the recipe's extra pure-Python paths."""
+    env = {}
+    trees = fetch_sources(recipe, toolchain, options, logger)
+    for source in recipe.sources_for(toolchain.arch, toolchain.libc):
+        if source.smoke_only:
+            key = "EDGEFORGE_SOURCE_" + source.name.upper().replace("-", "_").replace(".", "_")
+            env[key] = str(trees[source.name])
+    paths = [str((recipe.directory / p).resolve()) for p in recipe.smoke.python_path]
+    if paths:
+        env["EDGEFORGE_SMOKE_PYTHONPATH"] = os.pathsep.join(paths)
+    return env
 
 
 def host_reference_wheel(recipe: Recipe, toolchain: Toolchain, host: Toolchain, wheel: Path,

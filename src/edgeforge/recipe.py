@@ -36,6 +36,10 @@ class Location:
     url: str | None
     debian_pool: str | None
     sha256: str | None
+    # How this archive is laid out, where it differs from the source's default (a mirror
+    # may be a bigger archive that carries the source in a subdirectory).
+    strip_components: int | None = None
+    member: str | None = None
 
     @property
     def display(self) -> str:
@@ -56,7 +60,22 @@ class Source:
     libcs: tuple[str, ...] = ()  # only for these libcs (empty: all)
     patches: tuple[Path, ...] = ()
     extract: bool = True  # False: keep the downloaded file as it is
-    member: str | None = None  # for .deb: the data archive's subdirectory to keep (e.g. "usr")
+    member: str | None = None  # extract only this subdirectory (after strip-components)
+    smoke_only: bool = False  # test data for the smoke step (models), not a build input
+
+    def location_of(self, archive: Path) -> Location:
+        """The location a fetched archive came from (matched by its file name)."""
+        for location in self.locations:
+            if location.filename == archive.name:
+                return location
+        return self.locations[0]
+
+    def layout(self, archive: Path) -> tuple[int, str | None]:
+        """(strip-components, member) for the archive, location settings first."""
+        loc = self.location_of(archive)
+        strip = loc.strip_components if loc.strip_components is not None \
+            else self.strip_components
+        return strip, loc.member or self.member
 
     def applies_to(self, arch: str, libc: str) -> bool:
         return (not self.archs or arch in self.archs) and (not self.libcs or libc in self.libcs)
@@ -89,6 +108,7 @@ class StageEntry:
     dest: str  # a directory inside the wheel's package (ends with /) or a file path
     executable: bool = False
     optional: bool = False
+    base: str | None = None  # keep each file's path relative to this directory under dest
 
 
 @dataclass(frozen=True)
@@ -112,6 +132,7 @@ class SmokeTest:
     tolerance: float = 1e-6  # relative+absolute tolerance when comparing with the host
     ignore_keys: tuple[str, ...] = ("machine",)
     timeout: float = 600.0
+    python_path: tuple[str, ...] = ()  # pure-Python source dirs put on the smoke's PYTHONPATH
 
 
 @dataclass(frozen=True)
@@ -158,8 +179,11 @@ def _location(t: tomlfile.Table, recipe_dir: Path) -> Location:
     if pool is not None and (pool.startswith("/") or ".." in pool.split("/")):
         raise t.error("debian-pool", f"must be a relative pool path like "
                       f"'t/tensorflow/tensorflow_2.14.1+dfsg.orig.tar.xz', got {pool!r}")
+    strip = t.int("strip-components")
+    member = t.str("member")
     t.reject_unknown()
-    return Location(url=url, debian_pool=pool, sha256=sha)
+    return Location(url=url, debian_pool=pool, sha256=sha, strip_components=strip,
+                    member=member)
 
 
 def _source(t: tomlfile.Table, recipe_dir: Path) -> Source:
@@ -182,6 +206,7 @@ def _source(t: tomlfile.Table, recipe_dir: Path) -> Source:
         patches=tuple(patches),
         extract=t.bool("extract", True),
         member=t.str("member"),
+        smoke_only=t.bool("smoke-only"),
     )
     t.reject_unknown()
     return src
@@ -244,7 +269,8 @@ def load_recipe(path: Path) -> Recipe:
     stage = []
     for s in t.tables("stage", required=True):
         stage.append(StageEntry(src=s.str("from", required=True), dest=s.str("to", required=True),
-                                executable=s.bool("executable"), optional=s.bool("optional")))
+                                executable=s.bool("executable"), optional=s.bool("optional"),
+                                base=s.str("base")))
         s.reject_unknown()
 
     w = t.table("wheel", required=True)
@@ -270,6 +296,7 @@ def load_recipe(path: Path) -> Recipe:
         tolerance=sm.float("tolerance", 1e-6),
         ignore_keys=tuple(sm.str_list("ignore-keys", ["machine"])),
         timeout=sm.float("timeout", 600.0),
+        python_path=tuple(sm.str_list("python-path")),
     )
     sm.reject_unknown()
     licenses = tuple(t.str_list("licenses"))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BuildError, ConfigError
+from .errors import BuildError, ConfigError, MissingToolError
 from .log import Logger
 from .recipe import Recipe
 
@@ -38,6 +38,21 @@ def strip_binary(path: Path, strip: Path) -> None:
         raise BuildError(f"{strip.name} failed on {path}: {result.stderr.strip()}")
 
 
+def musl_libc_needed(path: Path, soname: str) -> None:
+    """zig links musl binaries against ``libc.so``; Alpine's loader, auditwheel and pip expect
+    the musl soname (``libc.musl-aarch64.so.1``). musl's loader takes any ``libc.*`` as itself."""
+    patchelf = shutil.which("patchelf")
+    if patchelf is None:
+        raise MissingToolError("patchelf is missing: apt-get install patchelf")
+    needed = subprocess.run([patchelf, "--print-needed", str(path)], capture_output=True,
+                            text=True, check=False).stdout.split()
+    if "libc.so" in needed:
+        result = subprocess.run([patchelf, "--replace-needed", "libc.so", soname, str(path)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BuildError(f"patchelf failed on {path}: {result.stderr.strip()}")
+
+
 def _python_files(package_dir: Path, package: str) -> dict[str, Path]:
     files = {}
     for path in sorted(package_dir.rglob("*")):
@@ -47,7 +62,9 @@ def _python_files(package_dir: Path, package: str) -> dict[str, Path]:
 
 
 def stage(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: Path,
-          logger: Logger) -> Staged:
+          logger: Logger, musl_soname: str | None = None) -> Staged:
+    """Copy what the recipe's ``[[stage]]`` entries name into ``stage_dir``; strip ELF files
+    (and, for musl targets, name musl's libc by its soname ``musl_soname``)."""
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     stage_dir.mkdir(parents=True)
@@ -69,8 +86,10 @@ def stage(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: 
                 continue
             raise BuildError(f"stage: nothing matches {pattern} (recipe {recipe.path}, "
                              f"[[stage]] from = {entry.src!r})")
+        base = Path(expand(entry.base)) if entry.base else None
         for src in matches:
-            dest = entry.dest if not entry.dest.endswith("/") else entry.dest + src.name
+            name = src.relative_to(base).as_posix() if base else src.name
+            dest = entry.dest if not entry.dest.endswith("/") else entry.dest + name
             archive_path = f"{package}/{dest}"
             out = stage_dir / archive_path
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +99,8 @@ def stage(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: 
             if is_elf(out):
                 before = out.stat().st_size
                 strip_binary(out, strip)
+                if musl_soname:
+                    musl_libc_needed(out, musl_soname)
                 logger.info(f"staged {archive_path} ({before} -> {out.stat().st_size} bytes, "
                             "stripped)")
             else:

@@ -51,7 +51,8 @@ class Table:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            kinds = (kind,) if isinstance(kind, type) else kind
+            names = " or ".join(k.__name__ for k in kinds)
             raise self.error(key, f"expected {names}, got {type(value).__name__} {value!r}")
         return value
 
@@ -67,7 +68,8 @@ class Table:
     def float(self, key: str, default: float | None = None) -> Any:
         return self._get(key, float, default, False)
 
-    def str_list(self, key: str, default: list[str] | None = None, *, required: bool = False) -> list[str]:
+    def str_list(self, key: str, default: list[str] | None = None, *,
+                 required: bool = False) -> list[str]:
         value = self._get(key, list, default if default is not None else [], required)
         for i, item in enumerate(value):
             if not isinstance(item, str):

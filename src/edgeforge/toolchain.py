@@ -76,11 +76,14 @@ class Toolchain:
 
     def with_backend(self, backend: str) -> Toolchain:
         if backend not in BACKENDS:
-            raise ConfigError(f"unknown compiler backend {backend!r}; use one of {', '.join(BACKENDS)}")
+            known = ", ".join(BACKENDS)
+            raise ConfigError(f"unknown compiler backend {backend!r}; use one of {known}")
         if backend == "zig" and self.zig is None:
-            raise ConfigError("this target has no [compiler.zig] table", path=self.path, key="compiler")
+            raise ConfigError("this target has no [compiler.zig] table", path=self.path,
+                              key="compiler")
         if backend == "gcc" and self.gcc is None:
-            raise ConfigError("this target has no [compiler.gcc] table", path=self.path, key="compiler")
+            raise ConfigError("this target has no [compiler.gcc] table", path=self.path,
+                              key="compiler")
         return replace(self, backend=backend)
 
     @property

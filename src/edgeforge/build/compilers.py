@@ -85,9 +85,38 @@ def _write_script(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def _wrapper(path: Path, comment: str, argv: list[str]) -> Path:
-    return _write_script(path, [f"# edgeforge wrapper: {comment}",
-                                "exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"'])
+def _wrapper(path: Path, comment: str, argv: list[str], rewrite_march: bool = False) -> Path:
+    lines = [f"# edgeforge wrapper: {comment}"]
+    if rewrite_march:
+        lines += _MARCH_REWRITE
+    lines.append("exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
+    return _write_script(path, lines)
+
+
+# zig's driver reads -march= as a CPU model name; XNNPACK compiles its ARM kernels with
+# per-file -march=armv8.2-a+dotprod+fp16 and the like. Rewrite them to zig's spelling,
+# -mcpu=generic+v8_2a+dotprod+fullfp16 (later -mcpu flags win over the toolchain's).
+_MARCH_REWRITE = [
+    "for a in \"$@\"; do",
+    "  shift",
+    "  case \"$a\" in",
+    "    -march=armv[0-9]*)",
+    "      rest=${a#-march=armv}; ver=${rest%%-*}; feats=${rest#\"$ver\"}; feats=${feats#-a}",
+    "      feats=${feats#-m}; ver=${ver%%+*}",
+    "      case \"$ver\" in",
+    "        *.*) cpu=generic+v${ver%%.*}_${ver#*.}a ;;",
+    "        *) cpu=generic+v${ver}a ;;",
+    "      esac",
+    "      old_ifs=$IFS; IFS=+; for f in $feats; do",
+    "        [ -z \"$f\" ] && continue",
+    "        [ \"$f\" = fp16 ] && f=fullfp16",
+    "        cpu=$cpu+$f",
+    "      done; IFS=$old_ifs",
+    "      set -- \"$@\" \"-mcpu=$cpu\" ;;",
+    "    *) set -- \"$@\" \"$a\" ;;",
+    "  esac",
+    "done",
+]
 
 
 def write_compilers(toolchain: Toolchain, bin_dir: Path, cache_dir: Path) -> Compilers:
@@ -102,8 +131,10 @@ def write_compilers(toolchain: Toolchain, bin_dir: Path, cache_dir: Path) -> Com
         target = toolchain.zig.target
         flags += list(toolchain.zig.flags)
         desc = f"zig {version} for {target} {' '.join(flags)}".strip()
-        cc = _wrapper(bin_dir / "cc", desc, [str(zig), "cc", "-target", target, *flags])
-        cxx = _wrapper(bin_dir / "c++", desc, [str(zig), "c++", "-target", target, *flags])
+        arm = toolchain.arch.startswith(("arm", "aarch64"))
+        cc = _wrapper(bin_dir / "cc", desc, [str(zig), "cc", "-target", target, *flags], arm)
+        cxx = _wrapper(bin_dir / "c++", desc, [str(zig), "c++", "-target", target, *flags],
+                       arm)
         ar = _wrapper(bin_dir / "ar", f"zig {version} ar", [str(zig), "ar"])
         ranlib = _wrapper(bin_dir / "ranlib", f"zig {version} ranlib", [str(zig), "ranlib"])
         env["ZIG_GLOBAL_CACHE_DIR"] = str(cache_dir / "zig")
@@ -161,6 +192,7 @@ def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path)
         f"set(CMAKE_SYSTEM_PROCESSOR {toolchain.cmake_system_processor})",
         f'set(CMAKE_C_COMPILER "{compilers.cc}")',
         f'set(CMAKE_CXX_COMPILER "{compilers.cxx}")',
+        f'set(CMAKE_ASM_COMPILER "{compilers.cc}")',
         f'set(CMAKE_AR "{compilers.ar}" CACHE FILEPATH "archiver")',
         f'set(CMAKE_RANLIB "{compilers.ranlib}" CACHE FILEPATH "ranlib")',
         f'set(CMAKE_STRIP "{compilers.strip}" CACHE FILEPATH "strip")',

@@ -73,7 +73,19 @@ def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
                          f"{(proc.stdout or '')[-2000:]}\n{(proc.stderr or '')[-4000:]}")
 
 
-def host_output(recipe: Recipe, reference_wheel: Path, work: Path) -> dict[str, Any]:
+def _pythonpath(site: Path, extra: dict[str, str]) -> str:
+    paths = [str(site)]
+    if extra.get("EDGEFORGE_SMOKE_PYTHONPATH"):
+        paths.append(extra["EDGEFORGE_SMOKE_PYTHONPATH"])
+    return os.pathsep.join(paths)
+
+
+def _data_env(extra: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in extra.items() if k.startswith("EDGEFORGE_SOURCE_")}
+
+
+def host_output(recipe: Recipe, reference_wheel: Path, work: Path,
+                extra: dict[str, str]) -> dict[str, Any]:
     """Run the recipe's smoke script with the host's Python and the host's wheel."""
     assert recipe.smoke.script is not None
     site = work / "smoke" / "host-site"
@@ -85,21 +97,24 @@ def host_output(recipe: Recipe, reference_wheel: Path, work: Path) -> dict[str, 
     _check(pip, f"pip install of the host reference {reference_wheel.name}")
     script = recipe.directory / recipe.smoke.script
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+                          env={"PYTHONPATH": _pythonpath(site, extra), "PATH": "/usr/bin:/bin",
+                               **_data_env(extra)},
                           timeout=recipe.smoke.timeout, check=False)
     _check(proc, f"the host run of {script.name}")
     return parse_json_output(proc.stdout, f"the host run of {script.name}")
 
 
 def _python_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
-                  cache_dir: Path, logger: Logger) -> tuple[str, list[str], dict[str, Any]]:
+                  cache_dir: Path, logger: Logger,
+                  extra: dict[str, str]) -> tuple[str, list[str], dict[str, Any]]:
     assert recipe.smoke.script is not None
     spec = toolchain.smoke
     root = qemu.ensure_smoke_root(toolchain, cache_dir, logger, packages=recipe.smoke.packages)
     site = qemu.install_wheels(root, [wheel], toolchain.wheel_tags, work / "smoke" / "site")
     script = recipe.directory / recipe.smoke.script
     argv = [str(root.python), str(script)]
-    proc = qemu.run_in_root(root, toolchain, argv, env={"PYTHONPATH": str(site)},
+    proc = qemu.run_in_root(root, toolchain, argv,
+                            env={"PYTHONPATH": _pythonpath(site, extra), **_data_env(extra)},
                             timeout=recipe.smoke.timeout)
     _check(proc, f"{script.name} on {toolchain.name}")
     how = "under " + spec.qemu if spec.qemu else "natively, through the root's own loader"
@@ -147,7 +162,9 @@ def _c_driver_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Pat
 
 
 def run_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, reference_wheel: Path | None,
-              compilers: Compilers, cache_dir: Path, work: Path, logger: Logger) -> SmokeResult:
+              compilers: Compilers, cache_dir: Path, work: Path, logger: Logger,
+              extra: dict[str, str] | None = None) -> SmokeResult:
+    extra = extra or {}
     start = time.monotonic()
     if toolchain.smoke.runner == "c-driver":
         if recipe.smoke.c_driver is None:
@@ -159,11 +176,11 @@ def run_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, reference_wheel
         if recipe.smoke.script is None:
             raise SmokeError(f"recipe {recipe.name} has no [smoke] script")
         runner, command, output = _python_smoke(recipe, toolchain, wheel, work, cache_dir,
-                                                logger)
+                                                logger, extra)
     reference = None
     mismatches: list[str] = []
     if reference_wheel is not None and recipe.smoke.script is not None:
-        reference = host_output(recipe, reference_wheel, work)
+        reference = host_output(recipe, reference_wheel, work, extra)
         mismatches = differences(output, reference, recipe.smoke.tolerance,
                                  ignore=recipe.smoke.ignore_keys)
     result = SmokeResult(target=toolchain.name, runner=runner, command=command, output=output,
