@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 import tempfile
 import urllib.error
@@ -103,8 +104,41 @@ def fetch_source(source: Source, opts: FetchOptions, logger: Logger) -> Path:
     raise FetchError(f"could not fetch source {source.name!r}; every location failed:\n{lines}")
 
 
+def _pip_download(location: Location, staging: Path, logger: Logger) -> Path:
+    """A file from PyPI, through pip (the registry is pip's business, not ours)."""
+    workdir = Path(tempfile.mkdtemp(prefix="pip.", dir=staging))
+    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+            "--quiet", "--dest", str(workdir)]
+    if location.pypi_platform:
+        argv += ["--only-binary=:all:", "--platform", location.pypi_platform]
+    if location.pypi_python:
+        argv += ["--python-version", location.pypi_python]
+    logger.info(f"pip download {location.pypi}")
+    result = subprocess.run([*argv, location.pypi or ""], capture_output=True, text=True,
+                            check=False)
+    files = [p for p in workdir.iterdir() if p.is_file()]
+    if result.returncode != 0 or len(files) != 1:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise FetchError(f"pip download failed: {result.stderr.strip()[-500:]}")
+    return files[0]
+
+
 def download(location: Location, sha256: str | None, opts: FetchOptions, logger: Logger) -> Path:
     """Download to a temp file next to the cache entry, check the sha256, then rename."""
+    if location.pypi:
+        staging = opts.cache_dir / "downloads" / "tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        got = _pip_download(location, staging, logger)
+        try:
+            actual = sha256_file(got)
+            if sha256 is not None and actual != sha256:
+                raise ChecksumError(f"sha256 mismatch: expected {sha256}, got {actual}")
+            target = cached_path(opts, actual, location)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(got, target)
+            return target
+        finally:
+            shutil.rmtree(got.parent, ignore_errors=True)
     url = resolve_url(location)
     staging = opts.cache_dir / "downloads" / "tmp"
     staging.mkdir(parents=True, exist_ok=True)
@@ -269,7 +303,7 @@ def extract(archive: Path, dest: Path, strip_components: int, member: str | None
     name = archive.name
     only = _strip(member, 0) if member else None
     try:
-        if name.endswith(".zip"):
+        if name.endswith((".zip", ".whl")) or zipfile.is_zipfile(archive):
             _extract_zip(archive, dest, strip_components, only)
         elif name.endswith(".deb"):
             _extract_deb(archive, dest, strip_components, only)

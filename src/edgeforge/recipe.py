@@ -40,13 +40,21 @@ class Location:
     # may be a bigger archive that carries the source in a subdirectory).
     strip_components: int | None = None
     member: str | None = None
+    # A file from PyPI, fetched through pip: `pip download <pypi> --platform ... --python-version`
+    pypi: str | None = None
+    pypi_platform: str | None = None
+    pypi_python: str | None = None
 
     @property
     def display(self) -> str:
+        if self.pypi:
+            return f"pypi:{self.pypi}"
         return self.url if self.url else f"debian-pool:{self.debian_pool}"
 
     @property
     def filename(self) -> str:
+        if self.pypi:  # the wheel's name is pip's to choose; cached under the sha256
+            return self.pypi.replace("==", "-") + ".download"
         name = (self.url or self.debian_pool or "").rstrip("/").rsplit("/", 1)[-1]
         return name or "download"
 
@@ -168,8 +176,9 @@ def _location(t: tomlfile.Table, recipe_dir: Path) -> Location:
     if url is not None and "{recipe_dir}" in url:  # local sources next to the recipe
         url = url.replace("{recipe_dir}", recipe_dir.as_posix())
     pool = t.str("debian-pool")
-    if (url is None) == (pool is None):
-        raise t.error("url", "give exactly one of `url` or `debian-pool`")
+    pypi = t.str("pypi")
+    if sum(x is not None for x in (url, pool, pypi)) != 1:
+        raise t.error("url", "give exactly one of `url`, `debian-pool` or `pypi`")
     sha = t.str("sha256")
     if sha is None and not t.bool("unpinned"):
         raise t.error("sha256", "missing; every URL carries its sha256 (or `unpinned = true`, "
@@ -181,9 +190,12 @@ def _location(t: tomlfile.Table, recipe_dir: Path) -> Location:
                       f"'t/tensorflow/tensorflow_2.14.1+dfsg.orig.tar.xz', got {pool!r}")
     strip = t.int("strip-components")
     member = t.str("member")
+    pypi_platform = t.str("pypi-platform")
+    pypi_python = t.str("pypi-python")
     t.reject_unknown()
     return Location(url=url, debian_pool=pool, sha256=sha, strip_components=strip,
-                    member=member)
+                    member=member, pypi=pypi, pypi_platform=pypi_platform,
+                    pypi_python=pypi_python)
 
 
 def _source(t: tomlfile.Table, recipe_dir: Path) -> Source:

@@ -60,7 +60,9 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
         defines["CMAKE_SHARED_LINKER_FLAGS"] = " ".join(link_flags)
 
     env = dict(compilers.env)
-    env["CCACHE_BASEDIR"] = str(work_dir.parent.parent)
+    # Paths under the common parent of sources and build dirs become relative, so a fresh
+    # build directory (or a clean clone) still hits the compiler cache.
+    env["CCACHE_BASEDIR"] = os.path.commonpath([work_dir, source_dir])
     src = source_dir / spec.subdir if spec.subdir else source_dir
     argv = [cmake, "-G", "Ninja", "-S", str(src), "-B", str(build_dir)]
     argv += [f"-D{k}={expand(v)}" for k, v in sorted(defines.items())]
