@@ -1,7 +1,23 @@
 #!/usr/bin/env bash
-# The test command (README): lint, then every test, including the real TFLite build for the
-# host (cached under ~/.cache/edgeforge) and the fixture pipeline under QEMU for five targets.
+# The test command (README). Lint; build the real TFLite 2.14.1 library for this machine through
+# the pipeline (fetch, build, wheel, audit, smoke; ccache and every download cached under
+# ~/.cache/edgeforge, so a rerun takes a minute); then every test, the runtime's against that
+# library, and the fixture pipeline under QEMU for five targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m ruff check src tests wheels bench ci
+
+dist=build/ci-dist
+rm -rf "$dist" build/ci-lib
+python3 -m edgeforge build tflite --dist "$dist"
+python3 - "$dist" build/ci-lib <<'PY'
+import sys, zipfile, pathlib
+dist, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+(wheel,) = dist.glob("tflite_edge_lib-*.whl")
+zipfile.ZipFile(wheel).extractall(out)
+for p in (out / "tflite_edge_lib" / "bin").glob("*"):
+    p.chmod(0o755)
+PY
+export TFLITE_EDGE_LIBRARY="$PWD/build/ci-lib/tflite_edge_lib/lib/libtensorflowlite_c.so"
+export EDGEFORGE_TFLITE_WHEEL_DIR="$PWD/$dist"
 python3 -m pytest "$@"

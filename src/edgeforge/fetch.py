@@ -353,6 +353,7 @@ def prepare_source(source: Source, archive: Path, opts: FetchOptions, logger: Lo
 
 def apply_patch(patch: Path, tree: Path, logger: Logger) -> None:
     reason = patch.read_text(errors="replace").splitlines()[0].lstrip("# ").strip()
+    reason = reason.removeprefix("reason:").strip()
     logger.info(f"patching with {patch.name}: {reason}")
     if shutil.which("patch") is None:
         raise FetchError("the `patch` program is missing: apt-get install patch")
