@@ -20,4 +20,5 @@ for p in (out / "tflite_edge_lib" / "bin").glob("*"):
 PY
 export TFLITE_EDGE_LIBRARY="$PWD/build/ci-lib/tflite_edge_lib/lib/libtensorflowlite_c.so"
 export EDGEFORGE_TFLITE_WHEEL_DIR="$PWD/$dist"
+export EDGEFORGE_REQUIRE_TFLITE=1  # the runtime tests fail, never skip, without the library
 python3 -m pytest "$@"

@@ -176,3 +176,30 @@ def test_no_debian_archive_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
     with pytest.raises(Exception, match="EDGEFORGE_DEBIAN_MIRROR"):
         debian.archive_uri(tmp_path, {})
+
+
+def test_member_only_extraction(tmp_path: Path, opts: fetch.FetchOptions,
+                                logger: Logger) -> None:
+    """A source carried inside a bigger archive: only its subdirectory reaches the disk."""
+    archive = tmp_path / "big-1.0.tar.gz"
+    sha = _tarball(archive, {"big-1.0/third_party/ruy/src/ruy/ruy.h": b"ruy",
+                             "big-1.0/third_party/ruy/src/LICENSE": b"Apache",
+                             "big-1.0/chrome/huge.cc": b"x" * 1000})
+    src = Source(name="ruy", locations=(
+        Location(url=(tmp_path / "upstream.zip").as_uri(), debian_pool=None, sha256="0" * 64),
+        Location(url=archive.as_uri(), debian_pool=None, sha256=sha,
+                 member="third_party/ruy/src"),
+    ))
+    tree = fetch.prepare_source(src, fetch.fetch_source(src, opts, logger), opts, logger)
+    assert (tree / "ruy" / "ruy.h").read_bytes() == b"ruy"
+    assert sorted(p.name for p in tree.iterdir()) == [".complete", "LICENSE", "ruy"]
+
+
+def test_missing_member_is_a_clear_error(tmp_path: Path, opts: fetch.FetchOptions,
+                                         logger: Logger) -> None:
+    archive = tmp_path / "big-1.0.tar.gz"
+    sha = _tarball(archive, {"big-1.0/a.txt": b"a"})
+    src = Source(name="ruy", locations=(
+        Location(url=archive.as_uri(), debian_pool=None, sha256=sha, member="third_party/x"),))
+    with pytest.raises(FetchError, match="third_party/x"):
+        fetch.prepare_source(src, fetch.fetch_source(src, opts, logger), opts, logger)

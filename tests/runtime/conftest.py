@@ -7,6 +7,7 @@ the tests that need it skip, saying so. tflite_edge is imported from this checko
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,8 @@ import rt_support  # noqa: E402
 def library() -> str:
     path, reason = rt_support.find_library()
     if path is None:
+        if os.environ.get("EDGEFORGE_REQUIRE_TFLITE"):  # CI: the real library must be tested
+            pytest.fail(f"EDGEFORGE_REQUIRE_TFLITE is set but {reason}")
         pytest.skip(reason)
     return path
 
