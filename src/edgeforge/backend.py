@@ -218,9 +218,10 @@ def host_toolchain(settings: Settings):  # -> Toolchain
         if name not in available_targets(settings.toolchains):
             return native_toolchain()
         toolchain = resolve_target(name, directory=settings.toolchains)
-    if settings.compiler == "native":
+    if settings.compiler == "native":  # the host's compilers: the host's libc is the floor
+        native = native_toolchain(toolchain.arch, toolchain.libc)
         return replace(toolchain, backend="native", zig=None, gcc=None,
-                       wheel_tags=(f"linux_{toolchain.arch}",))
+                       wheel_tags=native.wheel_tags, libc_version=native.libc_version)
     if settings.compiler in ("zig", "gcc"):
         return toolchain.with_backend(settings.compiler)
     return toolchain
@@ -266,8 +267,7 @@ def _fail(err: EdgeforgeError, what: str) -> NoReturn:
     print(f"edgeforge: {what} failed. This package has no wheel for this machine "
           f"({platform.machine()}, {sys.platform}), so pip is building it from source with "
           "edgeforge. Needs: cmake, ninja, a C/C++ compiler and network access (or a filled "
-          "$EDGEFORGE_CACHE). Alternatively point TFLITE_EDGE_LIBRARY at a "
-          "libtensorflowlite_c you already have and install tflite-edge with --no-deps.",
+          "$EDGEFORGE_CACHE); docs/install.md says more.",
           file=sys.stderr)
     raise SystemExit(err.exit_code)
 
