@@ -86,8 +86,11 @@ def findlinks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The wheel directory, and which file is which."""
     d = tmp_path_factory.mktemp("findlinks")
     scratch = tmp_path_factory.mktemp("scratch")
-    pip("wheel", "--no-deps", "--no-build-isolation", "--no-index",
-        str(REPO / "wheels" / "tflite-edge"), "-w", str(d))
+    # Built from a copy: setuptools writes build/ and *.egg-info into the project directory.
+    project = scratch / "tflite-edge"
+    shutil.copytree(REPO / "wheels" / "tflite-edge", project,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", str(project), "-w", str(d))
     files = {"pure": next(d.glob(f"tflite_edge-{VERSION}-py3-none-any.whl"))}
     host = resolve_target(None)
     real = real_host_wheel()
