@@ -35,7 +35,6 @@ from edgeforge.smoke import (
 from edgeforge.smoke.roots import read_interpreter
 from edgeforge.toolchain import Toolchain, resolve_target
 
-
 PROBE = ("import numpy, platform; "
          "print(platform.machine(), numpy.__version__, numpy.arange(5).sum())")
 

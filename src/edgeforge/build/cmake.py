@@ -37,7 +37,15 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     cmake = _require("cmake", "cmake")
     _require("ninja", "ninja-build")
     build_dir = work_dir / "build"
+    src = source_dir / spec.subdir if spec.subdir else source_dir
+    # A build directory belongs to one source tree: new sources (a patch, a new pin) get a
+    # clean one (CMake refuses to switch; the compiler cache keeps the rebuild cheap).
+    marker = work_dir / "configured-from"
+    if build_dir.exists() and (not marker.is_file() or marker.read_text() != str(src)):
+        logger.info("sources changed since the last build: starting a clean build directory")
+        shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(src))
     log = work_dir / "build.log"
     log.write_text("")
     toolchain_file = cmake_toolchain_file(toolchain, compilers, work_dir / "toolchain.cmake")
@@ -63,10 +71,10 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     # Paths under the common parent of sources and build dirs become relative, so a fresh
     # build directory (or a clean clone) still hits the compiler cache.
     env["CCACHE_BASEDIR"] = os.path.commonpath([work_dir, source_dir])
-    src = source_dir / spec.subdir if spec.subdir else source_dir
     argv = [cmake, "-G", "Ninja", "-S", str(src), "-B", str(build_dir)]
     argv += [f"-D{k}={expand(v)}" for k, v in sorted(defines.items())]
-    logger.info(f"configuring {src.name} for {toolchain.name} ({compilers.description})")
+    logger.info(f"configuring {src.relative_to(source_dir.parent)} for {toolchain.name} "
+                f"({compilers.description})")
     configure = run_logged(argv, log_path=log, logger=logger, what="cmake configure", env=env)
 
     build_argv = [cmake, "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 2)]
