@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Library and wheel sizes: edgeforge's TFLite builds vs tflite-runtime 2.14.0's PyPI wheels.
+
+tflite-runtime's wheels are fetched with pip's ordinary client (``pip download --no-deps
+tflite-runtime==2.14.0 --platform TAG --python-version 3.11 --only-binary :all:``); for each
+wheel the file size and the uncompressed size of each shared object inside are listed. On
+our side: every ``*.whl`` in the given dist directories (file size, and the .so inside) and
+every ``libtensorflowlite_c.so`` under the given library directories (bytes on disk).
+
+``--strip LIB`` reports an unstripped library's size after ``strip --strip-unneeded`` of a copy
+(the strip for its ELF machine: strip, aarch64-linux-gnu-strip, arm-linux-gnueabihf-strip).
+
+Usage: python bench/bench_sizes.py [--dist DIR ...] [--libs DIR ...] [--strip LIB ...]
+       [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+# pip's --platform tags that fetch tflite-runtime 2.14.0's cp311 wheels (x86_64 is tagged
+# manylinux2014; the ARM wheels need glibc 2.34)
+PEER_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux_2_34_aarch64",
+                  "armv7l": "manylinux_2_34_armv7l"}
+DEFAULT_DISTS = [Path("/tmp/ef/dist-tflite")]
+DEFAULT_LIBS = [Path("/tmp/tflite-work/out")]
+
+
+def deflated(path: Path) -> int:
+    """Bytes after deflate level 9 (what a wheel's zip does to the file)."""
+    return len(zlib.compress(path.read_bytes(), 9))
+
+
+def wheel_entry(path: Path) -> dict[str, object]:
+    with zipfile.ZipFile(path) as z:
+        sos = {i.filename: i.file_size for i in z.infolist() if ".so" in Path(i.filename).name}
+    return {"wheel": path.name, "wheel_bytes": path.stat().st_size, "shared_objects": sos}
+
+
+def peer_wheels(tmp: Path) -> list[dict[str, object]]:
+    out = []
+    for arch, tag in PEER_PLATFORMS.items():
+        dest = tmp / arch
+        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "tflite-runtime==2.14.0",
+                "--platform", tag, "--python-version", "3.11", "--only-binary", ":all:",
+                "-d", str(dest), "-q"]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        wheels = sorted(dest.glob("*.whl"))
+        if done.returncode != 0 or not wheels:
+            out.append({"arch": arch, "platform": tag, "error": done.stderr.strip()[-300:]})
+            continue
+        out.append({"arch": arch, "platform": tag, **wheel_entry(wheels[0])})
+    return out
+
+
+def ours(dists: Sequence[Path], libs: Sequence[Path]) -> dict[str, list[dict[str, object]]]:
+    wheels = [wheel_entry(w) for d in dists for w in sorted(d.glob("*.whl"))]
+    libraries = [{"library": str(p), "bytes": p.stat().st_size, "deflate9_bytes": deflated(p)}
+                 for d in libs for p in sorted(d.glob("**/libtensorflowlite_c.so"))]
+    return {"wheels": wheels, "libraries": libraries}
+
+
+_STRIP = {62: "strip", 183: "aarch64-linux-gnu-strip", 40: "arm-linux-gnueabihf-strip"}
+
+
+def stripped_size(lib: Path, tmp: Path) -> dict[str, object]:
+    """Size of an unstripped library after ``strip --strip-unneeded`` (on a copy)."""
+    machine = int.from_bytes(lib.read_bytes()[18:20], "little")
+    copy = tmp / f"strip-{machine}-{lib.name}"
+    shutil.copyfile(lib, copy)
+    subprocess.run([_STRIP.get(machine, "strip"), "--strip-unneeded", str(copy)], check=True)
+    return {"library": str(lib), "unstripped_bytes": lib.stat().st_size,
+            "stripped_bytes": copy.stat().st_size, "deflate9_bytes": deflated(copy),
+            "strip": _STRIP.get(machine, "strip")}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dist", type=Path, action="append")
+    parser.add_argument("--libs", type=Path, action="append")
+    parser.add_argument("--strip", type=Path, action="append", default=[],
+                        help="an unstripped library: report its size stripped (on a copy)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="edgeforge-bench-sizes-") as tmp:
+        peers = peer_wheels(Path(tmp))
+        strips = [stripped_size(lib, Path(tmp)) for lib in args.strip]
+    mine = ours(args.dist or DEFAULT_DISTS, args.libs or DEFAULT_LIBS)
+    mine["stripped_here"] = strips
+    report = {"tflite_runtime_2_14_0": peers, "edgeforge": mine}
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print("| artifact | wheel bytes | shared object(s), uncompressed bytes |")
+    print("| --- | ---: | --- |")
+    for p in peers:
+        if "error" in p:
+            print(f"| tflite-runtime 2.14.0 {p['arch']} ({p['platform']}) | not fetched: "
+                  f"{p['error']} | |")
+            continue
+        sos = ", ".join(f"{Path(k).name} {v:,}" for k, v in p["shared_objects"].items())
+        print(f"| {p['wheel']} | {p['wheel_bytes']:,} | {sos} |")
+    for w in mine["wheels"]:
+        sos = ", ".join(f"{Path(k).name} {v:,}" for k, v in w["shared_objects"].items())
+        print(f"| {w['wheel']} | {w['wheel_bytes']:,} | {sos} |")
+    for lib in mine["libraries"]:
+        print(f"| {lib['library']} | (deflate -9: {lib['deflate9_bytes']:,}) | {lib['bytes']:,} |")
+    for st in strips:
+        print(f"| {st['library']} after `{st['strip']} --strip-unneeded` | "
+              f"(deflate -9: {st['deflate9_bytes']:,}) | "
+              f"{st['stripped_bytes']:,} (unstripped {st['unstripped_bytes']:,}) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
