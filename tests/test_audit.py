@@ -65,7 +65,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
         if key in cache:
             return cache[key]
         out_dir = root / f"b{len(cache)}"
-        out_dir.mkdir()
+        out_dir.mkdir(exist_ok=True)
         src = out_dir / f"{name}.c"
         src.write_text(source)
         out = out_dir / name
@@ -366,3 +366,21 @@ def test_edgemath_fixture_cross_built_with_zig_meets_its_policy(tmp_path):
     assert set(elf.needed) <= {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
                                "ld-linux-aarch64.so.1"}
     assert not any(i.symbol.startswith("__cxa_thread_atexit") for i in elf.imports)
+
+
+@pytest.mark.parametrize("target", ["linux-aarch64", "linux-armv6l"])
+def test_declared_system_library_is_accepted(tmp_path, build, target):
+    """libedgetpu links the system's libusb: a recipe declares it, and only then it passes."""
+    toolchain = resolve_target(target)
+    flags = zig_flags(toolchain)
+    usb = build(f"libusb-{target}.so", HELPER_C, toolchain.zig.target, flags,
+                extra=["-Wl,-soname,libusb-1.0.so.0"])
+    user = build(f"libuser-usb-{target}.so", USER_C, toolchain.zig.target, flags,
+                 extra=[str(usb)])
+    wheel = wheel_for(tmp_path, toolchain, {"audit_demo/libuser.so": user})
+    with pytest.raises(AuditError, match=r"libusb-1\.0\.so\.0"):
+        audit_wheel(wheel, toolchain)
+    report = audit_wheel(wheel, toolchain, system_libraries=["libusb-1.0.so.0"])
+    assert report.ok
+    with pytest.raises(AuditError, match=r"libusb-1\.0\.so\.0"):
+        audit_wheel(wheel, toolchain, system_libraries=["libother.so.1"])

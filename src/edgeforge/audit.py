@@ -29,7 +29,7 @@ import io
 import logging
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -151,9 +151,14 @@ class AuditReport:
         return "\n".join(lines)
 
 
-def audit_wheel(wheel: Path, toolchain: Toolchain) -> AuditReport:
-    """Analyse ``wheel`` for ``toolchain``'s target; AuditError unless it keeps the promise."""
-    report = analyze_wheel(wheel, toolchain)
+def audit_wheel(wheel: Path, toolchain: Toolchain,
+                system_libraries: Collection[str] = ()) -> AuditReport:
+    """Analyse ``wheel`` for ``toolchain``'s target; AuditError unless it keeps the promise.
+
+    ``system_libraries`` are sonames the recipe declares the wheel takes from the system
+    (libedgetpu's libusb-1.0.so.0): outside the policy's whitelist, but no longer a failure.
+    """
+    report = analyze_wheel(wheel, toolchain, system_libraries)
     if not report.ok:
         details = "; ".join(report.problems)
         raise AuditError(
@@ -164,7 +169,8 @@ def audit_wheel(wheel: Path, toolchain: Toolchain) -> AuditReport:
     return report
 
 
-def analyze_wheel(wheel: Path, toolchain: Toolchain) -> AuditReport:
+def analyze_wheel(wheel: Path, toolchain: Toolchain,
+                  system_libraries: Collection[str] = ()) -> AuditReport:
     """Analyse ``wheel`` for ``toolchain``'s target; the report says whether the promise holds."""
     wheel = Path(wheel)
     if not wheel.is_file():
@@ -187,12 +193,12 @@ def analyze_wheel(wheel: Path, toolchain: Toolchain) -> AuditReport:
         best, external, offending, blacklisted = f"linux_{toolchain.arch}", (), (), ()
     elif toolchain.audit_policy is None:
         best, external, offending, blacklisted, more = _audit_without_policy(
-            elves, imports, toolchain
+            elves, imports, toolchain, frozenset(system_libraries)
         )
         problems += more
     else:
         best, external, offending, blacklisted, more = _audit_with_auditwheel(
-            wheel, imports, toolchain
+            wheel, imports, toolchain, frozenset(system_libraries)
         )
         problems += more
     return AuditReport(
@@ -430,7 +436,8 @@ def _policy_problems(
 
 
 def _audit_with_auditwheel(
-    wheel: Path, imports: list[VersionedImport], toolchain: Toolchain
+    wheel: Path, imports: list[VersionedImport], toolchain: Toolchain,
+    system_libraries: frozenset[str] = frozenset(),
 ) -> tuple[str, list[str], list[str], list[str], list[str]]:
     musl = toolchain.libc == "musl"
     # auditwheel logs through `logging`; keep its warnings about this host out of the way.
@@ -454,20 +461,22 @@ def _audit_with_auditwheel(
     best = info.overall_policy
     ref = info.external_refs[promised.name]
     external = sorted(ref.libs)
+    undeclared = [lib for lib in external if lib not in system_libraries]
     blacklisted = sorted(f"{lib}: {sym}" for lib, syms in ref.blacklist.items() for sym in syms)
     offending = _policy_problems(imports, promised.symbol_versions)
     problems: list[str] = []
     if best < promised:
         if offending:
             problems.append(f"symbols newer than {promised.name}: {', '.join(offending)}")
-        if external:
+        if undeclared:
             problems.append(f"libraries outside the {promised.name} whitelist: "
-                            f"{', '.join(external)}")
+                            f"{', '.join(undeclared)} (a recipe may declare the ones users "
+                            "install themselves in [wheel] system-libraries)")
         if blacklisted:
             problems.append(f"blacklisted symbols: {', '.join(blacklisted)}")
         if info.machine_policy == policies.linux:
             problems.append("ISA extensions beyond the baseline of the architecture")
-        if not problems:
+        if not problems and undeclared == external:
             problems.append(f"auditwheel rates the binaries {best.name}")
     return best.name, external, offending, blacklisted, problems
 
@@ -476,6 +485,7 @@ def _audit_without_policy(
     elves: list[ElfFile],
     imports: list[VersionedImport],
     toolchain: Toolchain,
+    system_libraries: frozenset[str] = frozenset(),
 ) -> tuple[str, list[str], list[str], list[str], list[str]]:
     """A ``linux_*`` target: symbol versions against the toolchain's libc floor.
 
@@ -499,6 +509,7 @@ def _audit_without_policy(
         external = sorted({
             n for e in elves for n in e.needed
             if n not in reference.whitelist and n not in provided and "ld-linux" not in n
+            and n not in system_libraries
         })
     if offending:
         problems.append(f"symbols newer than glibc {toolchain.libc_version}: "

@@ -165,7 +165,10 @@ def build(recipe: Recipe, toolchain: Toolchain, options: BuildOptions, logger: L
         qemu_command(toolchain)  # a missing QEMU fails now, not after a long build
     wheel, seconds, compilers = build_wheel(recipe, toolchain, options, logger)
     with logger.step("audit"):
-        report = audit_wheel(wheel, toolchain)
+        report = audit_wheel(wheel, toolchain, recipe.wheel.system_libraries)
+        if recipe.wheel.system_libraries:
+            logger.info("system libraries the recipe declares (users install them): "
+                        + ", ".join(recipe.wheel.system_libraries))
         for line in report.summary().splitlines():
             logger.info(line)
     smoke_result = None

@@ -130,6 +130,9 @@ class WheelInfo:
     python_sources: tuple[str, ...] = ()  # directories of Python packages copied into the wheel
     console_scripts: dict[str, str] = field(default_factory=dict)
     entry_points: dict[str, dict[str, str]] = field(default_factory=dict)
+    # sonames the binaries take from the system (users install them, e.g. libusb-1.0.so.0):
+    # the audit accepts them outside the manylinux whitelist, and says so
+    system_libraries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,7 @@ def load_recipe(path: Path) -> Recipe:
         console_scripts=w.str_map("console-scripts"),
         entry_points={g: w.table("entry-points").str_map(g)
                       for g in w.table("entry-points").data},
+        system_libraries=tuple(w.str_list("system-libraries")),
     )
     w.reject_unknown()
 
