@@ -293,9 +293,19 @@ class _PrivateApt:
             )
         return proc.stdout
 
-    def update(self) -> None:
+    def update(self, attempts: int = 3, pause: float = 20.0) -> None:
+        """apt-get update; a mirror caught mid-sync (index sizes that disagree with the
+        Release file) is asked again after a pause before the error stands."""
         self.logger.info(f"apt-get update: {self.mirror} {self.suite} main [{self.debian_arch}]")
-        self._run(["-q", "update"], "update")
+        for attempt in range(1, attempts + 1):
+            try:
+                self._run(["-q", "update"], "update")
+                return
+            except FetchError as err:
+                if attempt == attempts or "Mirror sync in progress" not in str(err):
+                    raise
+                self.logger.warning(f"the mirror is mid-sync; asking again in {pause:.0f}s")
+                time.sleep(pause)
 
     def download(self, packages: Sequence[str]) -> list[_Deb]:
         names = sorted(set(packages))
