@@ -5,11 +5,13 @@
 # library, and the fixture pipeline under QEMU for five targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m ruff check src tests wheels bench ci
+python3 -m ruff check src tests wheels bench ci recipes
 
 dist=build/ci-dist
-rm -rf "$dist" build/ci-lib
+rm -rf "$dist" build/ci-lib build/ci-plugins
 python3 -m edgeforge build tflite --dist "$dist"
+# TFLite's sample external delegate as a plugin wheel: the runtime tests install it by name
+python3 -m edgeforge build tflite-dummy-delegate --dist build/ci-plugins
 python3 - "$dist" build/ci-lib <<'PY'
 import sys, zipfile, pathlib
 dist, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
@@ -20,5 +22,6 @@ for p in (out / "tflite_edge_lib" / "bin").glob("*"):
 PY
 export TFLITE_EDGE_LIBRARY="$PWD/build/ci-lib/tflite_edge_lib/lib/libtensorflowlite_c.so"
 export EDGEFORGE_TFLITE_WHEEL_DIR="$PWD/$dist"
+export EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR="$PWD/build/ci-plugins"
 export EDGEFORGE_REQUIRE_TFLITE=1  # the runtime tests fail, never skip, without the library
 python3 -m pytest "$@"

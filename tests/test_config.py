@@ -133,6 +133,23 @@ def test_recipe_build_must_name_a_source(tmp_path: Path) -> None:
         load_recipe(path)
 
 
+def test_recipe_cmake_project_next_to_the_recipe(tmp_path: Path) -> None:
+    path = tmp_path / "demo.toml"
+    text = RECIPE % ("0" * 64)
+    path.write_text(text.replace('source = "demo"', 'project = "cmake-demo"'))
+    with pytest.raises(ConfigError, match=r"no CMakeLists\.txt"):
+        load_recipe(path)
+    (tmp_path / "cmake-demo").mkdir()
+    (tmp_path / "cmake-demo" / "CMakeLists.txt").write_text("project(demo C)\n")
+    recipe = load_recipe(path)
+    assert recipe.cmake is not None and recipe.cmake.project == "cmake-demo"
+    assert recipe.cmake.source is None
+    for both_or_neither in ('source = "demo"\nproject = "cmake-demo"', ""):
+        path.write_text(text.replace('source = "demo"', both_or_neither))
+        with pytest.raises(ConfigError, match="either `source`"):
+            load_recipe(path)
+
+
 def test_unknown_recipe_lists_shipped_ones() -> None:
     with pytest.raises(ConfigError, match="unknown recipe"):
         resolve_recipe("no-such-recipe")

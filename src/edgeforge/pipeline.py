@@ -120,8 +120,10 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
     expand = Expander(recipe, toolchain, trees, work / "build")
     with logger.step(f"build for {toolchain.name}"):
         if recipe.cmake is not None:
-            out = cmake_build(recipe.cmake, toolchain, compilers, trees[recipe.cmake.source],
-                              work, expand, logger, options.jobs)
+            project = (recipe.directory / recipe.cmake.project if recipe.cmake.project
+                       else trees[recipe.cmake.source])  # type: ignore[index]
+            out = cmake_build(recipe.cmake, toolchain, compilers, project, work, expand,
+                              logger, options.jobs)
             seconds["configure"] = out.configure_seconds
             seconds["build"] = out.build_seconds
         else:

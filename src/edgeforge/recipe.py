@@ -91,8 +91,12 @@ class Source:
 
 @dataclass(frozen=True)
 class CMakeBuild:
-    source: str  # the source whose tree holds the CMake project
+    # The CMake project: in a source's tree (``source`` + ``subdir``), or a directory that
+    # ships with the recipe (``project``, relative to the recipe's directory; e.g. a small
+    # CMakeLists.txt that builds a few files of a source the project names in its defines).
+    source: str | None
     subdir: str = ""  # the CMake project's directory inside that source
+    project: str | None = None
     targets: tuple[str, ...] = ()  # ninja targets; empty: the default target
     defines: dict[str, str] = field(default_factory=dict)
     arch_defines: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -233,9 +237,14 @@ def _cmake(t: tomlfile.Table) -> CMakeBuild:
     archs = c.table("arch-defines")
     for arch in list(archs.data):
         arch_defines[arch] = archs.str_map(arch)
+    source, project = c.str("source"), c.str("project")
+    if (source is None) == (project is None):
+        raise c.error("source", "name the CMake project: either `source` (a source's tree, "
+                      "with `subdir`) or `project` (a directory next to the recipe)")
     build = CMakeBuild(
-        source=c.str("source", required=True),
+        source=source,
         subdir=c.str("subdir", ""),
+        project=project,
         targets=tuple(c.str_list("targets")),
         defines=c.str_map("defines"),
         arch_defines=arch_defines,
@@ -278,8 +287,13 @@ def load_recipe(path: Path) -> Recipe:
     prebuilt = _prebuilt(b) if system == "prebuilt" else None
     b.reject_unknown()
     used = cmake.source if cmake else prebuilt.source  # type: ignore[union-attr]
-    if used not in names:
+    if used is not None and used not in names:
         raise b.error(system, f"names source {used!r}, but the recipe's sources are {names}")
+    if cmake is not None and cmake.project is not None:
+        project_dir = path.parent / cmake.project
+        if not (project_dir / "CMakeLists.txt").is_file():
+            raise b.error("cmake", f"project {cmake.project!r}: no CMakeLists.txt in "
+                          f"{project_dir}")
 
     stage = []
     for s in t.tables("stage", required=True):

@@ -216,21 +216,61 @@ def test_doctor_lists_the_plugin(library: str, plugin_site: Path) -> None:
     assert str(plugin_site / "tflite_edge_testdelegate") in proc.stdout
 
 
-def test_tflite_dummy_delegate_when_built(library: str) -> None:
-    """TFLite's own sample external delegate (delegates/utils/dummy_delegate), when the
-    pipeline has built it: TFLITE_EDGE_DUMMY_DELEGATE=/path/libdummy_external_delegate.so."""
-    path = os.environ.get("TFLITE_EDGE_DUMMY_DELEGATE")
-    if not path:
-        pytest.skip("TFLITE_EDGE_DUMMY_DELEGATE is not set (TFLite's dummy delegate not built)")
-    # allowed_builtin_code=-1: the delegate claims no node; the CPU kernels run.
-    delegate = load_delegate(path, {"allowed_builtin_code": -1})
-    it = Interpreter(model_content=rt_models.add_model(), experimental_delegates=[delegate])
-    np.testing.assert_array_equal(_add_model_output(it), [[0, 2, 4, 6]])
-    # It claims ADD (builtin code 0) and fails in Eval: invoke raises.
-    failing = load_delegate(path, {"allowed_builtin_code": 0, "error_during_invoke": "true"})
-    it = Interpreter(model_content=rt_models.add_model(), experimental_delegates=[failing])
-    it.allocate_tensors()
-    with pytest.raises(RuntimeError):
-        it.invoke()
-    with pytest.raises(ValueError, match="Failed to load delegate"):
-        load_delegate(path, {"allowed_builtin_code": "not-a-number"})
+@pytest.fixture(scope="module")
+def dummy_delegate_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TFLite's own sample external delegate (delegates/utils/dummy_delegate), as the pipeline
+    builds and packages it (recipes/tflite-dummy-delegate.toml), installed by pip."""
+    wheel_dir = os.environ.get("EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR")
+    if not wheel_dir:
+        reason = ("EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR is not set (build it: "
+                  "edgeforge build tflite-dummy-delegate --dist DIR)")
+        if os.environ.get("EDGEFORGE_REQUIRE_TFLITE"):
+            pytest.fail(f"EDGEFORGE_REQUIRE_TFLITE is set but {reason}")
+        pytest.skip(reason)
+    site = tmp_path_factory.mktemp("dummy") / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+                    "--disable-pip-version-check", "--find-links", wheel_dir, "--target",
+                    str(site), "tflite-edge-dummy-delegate"], check=True, capture_output=True)
+    return site
+
+
+def test_tflite_dummy_delegate_plugin(library: str, dummy_delegate_site: Path) -> None:
+    proc = _run_with_plugin("""
+        import numpy as np
+        import rt_models
+        from tflite_edge import Interpreter, load_delegate
+        from tflite_edge.delegates import installed_plugins
+
+        def run(delegate):
+            it = Interpreter(model_content=rt_models.add_model(),
+                             experimental_delegates=[delegate])
+            it.allocate_tensors()
+            it.set_tensor(0, np.arange(4, dtype=np.float32).reshape(1, 4))
+            it.invoke()
+            return it.get_tensor(1).tolist()
+
+        print([p.name for p in installed_plugins()])
+        # allowed_builtin_code=-1: the delegate claims no node; the CPU kernels run.
+        print(run(load_delegate("tflite-dummy", {"allowed_builtin_code": -1})))
+        # It claims ADD (builtin code 0) and reports an error in Eval: invoke raises.
+        try:
+            run(load_delegate("tflite-dummy", {"allowed_builtin_code": 0,
+                                               "error_during_invoke": True}))
+        except RuntimeError as e:
+            print("invoke failed:", type(e).__name__)
+        for options in ({"allowed_builtin_code": "not-a-number"}, {"colour": "red"}):
+            try:
+                load_delegate("tflite-dummy", options)
+            except ValueError as e:
+                print("ERR", str(e).replace("\\n", " | "))
+    """, library, dummy_delegate_site)
+    assert proc.returncode == 0, proc.stderr
+    # TFLite's tools/logging.h writes the delegate's INFO lines to stdout
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith("INFO: ")]
+    assert lines[0] == "['tflite-dummy']"
+    assert lines[1] == "[[0.0, 2.0, 4.0, 6.0]]"
+    assert lines[2] == "invoke failed: RuntimeError"
+    assert lines[3].startswith("ERR Failed to load delegate from ")
+    assert "libdummy_external_delegate.so" in lines[3]
+    assert "tflite_plugin_create_delegate returned NULL" in lines[3]
+    assert "unknown option(s) colour" in lines[4]
