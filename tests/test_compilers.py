@@ -30,6 +30,15 @@ def test_zig_wrapper_rewrites_xnnpack_march_flags(tmp_path: Path, target: str) -
                    "-mcpu=generic+v8_2a+i8mm+fp16fml", "-c", "x.cc"]
 
 
+def test_zig_wrapper_rewrites_xnnpack_riscv_march_flags(tmp_path: Path) -> None:
+    compilers = write_compilers(resolve_target("linux-riscv64"), tmp_path / "bin",
+                                tmp_path / "cache")
+    got = _rewritten(compilers.cc, tmp_path, "-march=rv64gcv", "-mabi=lp64d",
+                     "-march=rv64gc_zvfh", "-march=rv64imafdcv_zba_zbb", "-c", "x.c")
+    assert got == ["-mcpu=baseline_rv64+v", "-mabi=lp64d", "-mcpu=baseline_rv64+zvfh",
+                   "-mcpu=baseline_rv64+v+zba+zbb", "-c", "x.c"]
+
+
 def test_zig_wrapper_bakes_in_target_and_version(tmp_path: Path) -> None:
     compilers = write_compilers(resolve_target("linux-aarch64"), tmp_path / "bin",
                                 tmp_path / "cache")

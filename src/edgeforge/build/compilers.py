@@ -94,8 +94,11 @@ def _wrapper(path: Path, comment: str, argv: list[str], rewrite_march: bool = Fa
 
 
 # zig's driver reads -march= as a CPU model name; XNNPACK compiles its ARM kernels with
-# per-file -march=armv8.2-a+dotprod+fp16 and the like. Rewrite them to zig's spelling,
-# -mcpu=generic+v8_2a+dotprod+fullfp16 (later -mcpu flags win over the toolchain's).
+# per-file -march=armv8.2-a+dotprod+fp16 and the like, its RISC-V vector kernels with
+# -march=rv64gcv / rv64gc_zvfh. Rewrite them to zig's spelling,
+# -mcpu=generic+v8_2a+dotprod+fullfp16 and -mcpu=baseline_rv64+v (later -mcpu flags win
+# over the toolchain's). RISC-V: the single-letter extensions beyond G and C, then each
+# `_`-separated multi-letter one, become features.
 _MARCH_REWRITE = [
     "for a in \"$@\"; do",
     "  shift",
@@ -111,6 +114,18 @@ _MARCH_REWRITE = [
     "        [ -z \"$f\" ] && continue",
     "        [ \"$f\" = fp16 ] && f=fullfp16",
     "        cpu=$cpu+$f",
+    "      done; IFS=$old_ifs",
+    "      set -- \"$@\" \"-mcpu=$cpu\" ;;",
+    "    -march=rv64*)",
+    "      isa=${a#-march=rv64}; single=${isa%%_*}; multi=",
+    "      [ \"$single\" != \"$isa\" ] && multi=${isa#*_}",
+    "      cpu=baseline_rv64; s=$single",
+    "      while [ -n \"$s\" ]; do",
+    "        c=${s%\"${s#?}\"}; s=${s#?}",
+    "        case \"$c\" in i|m|a|f|d|g|c) ;; *) cpu=$cpu+$c ;; esac",
+    "      done",
+    "      old_ifs=$IFS; IFS=_; for f in $multi; do",
+    "        [ -n \"$f\" ] && cpu=$cpu+$f",
     "      done; IFS=$old_ifs",
     "      set -- \"$@\" \"-mcpu=$cpu\" ;;",
     "    *) set -- \"$@\" \"$a\" ;;",
@@ -131,10 +146,11 @@ def write_compilers(toolchain: Toolchain, bin_dir: Path, cache_dir: Path) -> Com
         target = toolchain.zig.target
         flags += list(toolchain.zig.flags)
         desc = f"zig {version} for {target} {' '.join(flags)}".strip()
-        arm = toolchain.arch.startswith(("arm", "aarch64"))
-        cc = _wrapper(bin_dir / "cc", desc, [str(zig), "cc", "-target", target, *flags], arm)
+        rewrite = toolchain.arch.startswith(("arm", "aarch64", "riscv"))
+        cc = _wrapper(bin_dir / "cc", desc, [str(zig), "cc", "-target", target, *flags],
+                      rewrite)
         cxx = _wrapper(bin_dir / "c++", desc, [str(zig), "c++", "-target", target, *flags],
-                       arm)
+                       rewrite)
         ar = _wrapper(bin_dir / "ar", f"zig {version} ar", [str(zig), "ar"])
         ranlib = _wrapper(bin_dir / "ranlib", f"zig {version} ranlib", [str(zig), "ranlib"])
         env["ZIG_GLOBAL_CACHE_DIR"] = str(cache_dir / "zig")
