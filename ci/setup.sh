@@ -10,6 +10,7 @@ APT_PACKAGES=(
   cmake ninja-build ccache patch patchelf file xz-utils ca-certificates g++ make
   qemu-user-static musl
   binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf binutils-riscv64-linux-gnu
+  g++-aarch64-linux-gnu  # the second compiler backend (--compiler gcc), tested on the fixture
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

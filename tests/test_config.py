@@ -78,6 +78,15 @@ def test_bad_toolchain_key_is_named(tmp_path: Path, old: str, new: str, key: str
     assert str(path) in str(err.value)
 
 
+def test_gcc_backend_promises_its_own_glibc_floor() -> None:
+    zig = resolve_target("linux-aarch64")
+    assert zig.libc_version == "2.17" and zig.audit_policy == "manylinux_2_17"
+    gcc = zig.with_backend("gcc")
+    assert gcc.libc_version == "2.36"
+    assert gcc.platform_tag == "manylinux_2_36_aarch64"
+    assert gcc.audit_policy == "manylinux_2_36"
+
+
 def test_own_toolchain_file_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "my-board.toml"
     path.write_text(_toolchain_text().replace('name = "linux-aarch64"', 'name = "my-board"'))

@@ -90,6 +90,23 @@ def test_auditwheel_show_agrees_with_the_tag(built: tuple[Path, str], target: st
 
 
 @pytest.mark.slow
+def test_debian_cross_gcc_backend_gets_its_own_glibc_floor(fixture_recipe: Path,
+                                                          edgeforge_cache: Path,
+                                                          tmp_path: Path) -> None:
+    """The second backend: Debian bookworm's aarch64 g++ links against glibc 2.36, so the wheel
+    says manylinux_2_36 (the audit agrees) and runs under QEMU like zig's."""
+    dist = tmp_path / "dist"
+    proc = run_edgeforge("build", str(fixture_recipe), "--target", "linux-aarch64",
+                         "--compiler", "gcc", "--dist", str(dist), cache=edgeforge_cache)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-4000:]
+    assert "aarch64-linux-gnu-g++" in output
+    assert [p.name for p in dist.iterdir()] == [
+        "edgemath_lib-1.0-py3-none-manylinux_2_36_aarch64.whl"]
+    assert "(audit: manylinux_2_36_aarch64; smoke: passed)" in output
+
+
+@pytest.mark.slow
 def test_two_clean_builds_give_byte_identical_wheels(fixture_recipe: Path, edgeforge_cache: Path,
                                                      tmp_path: Path) -> None:
     shas = []

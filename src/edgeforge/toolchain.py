@@ -32,6 +32,10 @@ class GccSpec:
     triplet: str  # e.g. "aarch64-linux-gnu": Debian's g++-<triplet> cross compiler
     flags: tuple[str, ...] = ()
     debian_packages: tuple[str, ...] = ()  # what to apt-get install for this backend
+    # What a Debian cross gcc can promise: it links against its own release's glibc (bookworm:
+    # 2.36), so with this backend the wheel gets this floor and these tags instead.
+    libc_version: str | None = None
+    wheel_tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,9 @@ class Toolchain:
         if backend == "gcc" and self.gcc is None:
             raise ConfigError("this target has no [compiler.gcc] table", path=self.path,
                               key="compiler")
+        if backend == "gcc" and self.gcc is not None and self.gcc.libc_version:
+            return replace(self, backend=backend, libc_version=self.gcc.libc_version,
+                           wheel_tags=self.gcc.wheel_tags or self.wheel_tags)
         return replace(self, backend=backend)
 
     @property
@@ -92,18 +99,23 @@ class Toolchain:
         return self.smoke.qemu is None
 
 
+def _wheel_tags(t: tomlfile.Table, arch: str, required: bool) -> list[str]:
+    tags = t.str_list("wheel-tags", required=required)
+    if required and not tags:
+        raise t.error("wheel-tags", "needs at least one platform tag")
+    for tag in tags:
+        if not tag.endswith("_" + arch):
+            raise t.error("wheel-tags", f"tag {tag!r} does not end with the arch {arch!r}")
+    return tags
+
+
 def load_toolchain(path: Path) -> Toolchain:
     t = tomlfile.Table(tomlfile.load(path), path)
     name = t.str("name", required=True)
     arch = t.str("arch", required=True)
     libc = t.choice("libc", LIBCS)
     libc_version = t.str("libc-version", required=True)
-    tags = t.str_list("wheel-tags", required=True)
-    if not tags:
-        raise t.error("wheel-tags", "needs at least one platform tag")
-    for tag in tags:
-        if not tag.endswith("_" + arch):
-            raise t.error("wheel-tags", f"tag {tag!r} does not end with the arch {arch!r}")
+    tags = _wheel_tags(t, arch, required=True)
     description = t.str("description", "")
 
     cmake = t.table("cmake", required=True)
@@ -125,7 +137,11 @@ def load_toolchain(path: Path) -> Toolchain:
             triplet=g.str("triplet", required=True),
             flags=tuple(g.str_list("flags")),
             debian_packages=tuple(g.str_list("debian-packages")),
+            libc_version=g.str("libc-version"),
+            wheel_tags=tuple(_wheel_tags(g, arch, required=False)),
         )
+        if gcc.wheel_tags and not gcc.libc_version:
+            raise g.error("libc-version", "wheel-tags for the gcc backend need its libc-version")
         g.reject_unknown()
     compiler.reject_unknown()
     if backend == "zig" and zig is None:
