@@ -248,6 +248,42 @@ def test_resize_dynamic_input_and_strict(library: str) -> None:
         it.resize_tensor_input(1, [1, 4])
 
 
+def test_repeated_set_and_get_follow_shape_and_memory_changes(library: str) -> None:
+    # set_tensor/get_tensor reuse arrays over a tensor's memory between calls; the shape
+    # can change with the same byte count and even the same data pointer: a resize, and a
+    # dynamic output whose shape invoke() sets (RESHAPE by a shape given as an input).
+    from tflite_writer import Model, Op, Tensor
+
+    it = Interpreter(model_content=rt_models.add_model(4, dynamic=True))
+    it.allocate_tensors()
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    for _ in range(2):
+        it.set_tensor(0, x)
+        it.invoke()
+        np.testing.assert_array_equal(it.get_tensor(1), 2 * x)
+    with pytest.raises(ValueError, match="Got value of type FLOAT64 but expected type FLOAT32"):
+        it.set_tensor(0, x.astype(np.float64))
+    it.resize_tensor_input(0, [2, 2])  # the same 16 bytes
+    it.allocate_tensors()
+    with pytest.raises(ValueError, match="Got 1 but expected 2 for dimension 0 of input 0"):
+        it.set_tensor(0, x)
+    assert it.get_tensor(1).shape == (2, 2)
+    it.set_tensor(0, x.reshape(2, 2) + 1)
+    it.invoke()
+    np.testing.assert_array_equal(it.get_tensor(1), 2 * (x.reshape(2, 2) + 1))
+
+    reshape = Model([Tensor("x", np.float32, (1, 4)), Tensor("shape", np.int32, (2,)),
+                     Tensor("y", np.float32, (1, 4))],
+                    [Op(22, [0, 1], [2])], [0, 1], [2]).to_bytes()  # 22: RESHAPE
+    it = Interpreter(model_content=reshape)
+    it.allocate_tensors()
+    it.set_tensor(0, x)
+    for shape in ([2, 2], [4, 1], [1, 4], [2, 2]):
+        it.set_tensor(1, np.array(shape, np.int32))
+        it.invoke()
+        np.testing.assert_array_equal(it.get_tensor(2), x.reshape(shape))
+
+
 def test_signature_runner(library: str, int8: tuple[bytes, dict]) -> None:
     model, consts = int8
     it = Interpreter(model_content=model)

@@ -212,13 +212,44 @@ class _TensorAccess:
         self.api = api
         self._reader = model.reader
         self._sparse: dict[tuple[int, int], bool] = {}
+        # Fast paths (measured: most of a set_tensor/get_tensor round on a small model is
+        # Python and ctypes overhead). Numpy arrays over a tensor's memory, keyed by the
+        # ``TfLiteTensor*``, each with the state it was made for: type, data pointer, byte
+        # size and dims (and, for reads, the tensor's index and subgraph). A tensor's shape
+        # and memory change in allocate_tensors(), resize_tensor_input() and even invoke()
+        # (dynamic tensors), and tensors move when TFLite adds some, so that state is read
+        # from the C API on every call and an array is used only while all of it matches.
+        self._readers: dict[int, tuple[tuple[Any, ...], np.ndarray[Any, Any]]] = {}
+        self._writers: dict[int, tuple[tuple[Any, ...], np.ndarray[Any, Any]]] = {}
+        self._type = api.TfLiteTensorType
+        self._num_dims = api.TfLiteTensorNumDims
+        self._dim = api.TfLiteTensorDim
+        self._byte_size = api.TfLiteTensorByteSize
+        self._data_ptr = api.TfLiteTensorData
+
+    def _fast_dims(self, t: int) -> tuple[int, ...] | None:
+        """The tensor's dims, or None if it has none (never raises)."""
+        n = self._num_dims(t)
+        dim = self._dim
+        if n == 2:
+            return (dim(t, 0), dim(t, 1))
+        if n == 4:
+            return (dim(t, 0), dim(t, 1), dim(t, 2), dim(t, 3))
+        if n == 1:
+            return (dim(t, 0),)
+        if n == 3:
+            return (dim(t, 0), dim(t, 1), dim(t, 2))
+        if n == 0:
+            return ()
+        if n < 0:
+            return None
+        return tuple([dim(t, i) for i in range(n)])
 
     def dims(self, t: int) -> tuple[int, ...]:
-        n = self.api.TfLiteTensorNumDims(t)
-        if n < 0:
+        shape = self._fast_dims(t)
+        if shape is None:
             raise ValueError("Tensor with no shape found.")
-        dim = self.api.TfLiteTensorDim
-        return tuple([dim(t, i) for i in range(n)])
+        return shape
 
     def shape(self, t: int) -> np.ndarray[Any, Any]:
         return np.array(self.dims(t), dtype=np.int32)
@@ -275,6 +306,16 @@ class _TensorAccess:
 
     def read(self, t: int, index: int, subgraph: int) -> Any:
         """A copy of the tensor's value (a numpy scalar for 0-d tensors, as tflite_runtime)."""
+        cached = self._readers.get(t)
+        if cached is not None:
+            state, source = cached
+            if state == (self._type(t), self._data_ptr(t), self._byte_size(t),
+                         self._fast_dims(t), index, subgraph):
+                out = source.copy()
+                return out if out.ndim else out[()]
+        return self._read(t, index, subgraph)
+
+    def _read(self, t: int, index: int, subgraph: int) -> Any:
         ttype = self.api.TfLiteTensorType(t)
         dtype = _types.NUMPY_TYPES.get(ttype)
         if dtype is None or ttype == _types.NO_TYPE:
@@ -287,14 +328,25 @@ class _TensorAccess:
             raise ValueError(f"tensor {index} has type {_types.type_name(ttype)}: "
                              "its value cannot be read")
         itemsize = _types.ITEMSIZE[ttype]
+        dims = shape
         if math.prod(shape) * itemsize != nbytes or self.is_sparse(index, subgraph):
             shape = (nbytes // itemsize,)  # sparse (or packed) data: flat, as tflite_runtime
         if not nbytes:
             out = np.zeros(shape, dtype=dtype)
         else:
             raw = (ctypes.c_char * nbytes).from_address(data)
-            out = np.frombuffer(raw, dtype=dtype, count=nbytes // itemsize).reshape(shape).copy()
+            source = np.frombuffer(raw, dtype=dtype, count=nbytes // itemsize).reshape(shape)
+            out = source.copy()
+            self._remember(self._readers, t, (ttype, data, nbytes, dims, index, subgraph),
+                           source)
         return out if out.ndim else out[()]
+
+    @staticmethod
+    def _remember(cache: dict[int, tuple[tuple[Any, ...], np.ndarray[Any, Any]]], t: int,
+                  state: tuple[Any, ...], array: np.ndarray[Any, Any]) -> None:
+        if len(cache) >= 256 and t not in cache:  # pointers of tensors that moved
+            cache.clear()
+        cache[t] = (state, array)
 
     def view(self, t: int, index: int, owner: object) -> np.ndarray[Any, Any]:
         """A writable numpy array over the tensor's own memory (no copy); the array keeps
@@ -318,11 +370,25 @@ class _TensorAccess:
         return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
 
     def write(self, t: int, index: int, value: Any, what: str = "input") -> None:
-        api = self.api
         try:
             array = np.asarray(value)
         except Exception as exc:
             raise ValueError("Failed to convert value into readable tensor.") from exc
+        cached = self._writers.get(t)
+        if cached is not None:
+            state, target = cached
+            # Same dtype (so the same TfLiteType), same shape (so the same byte count) as
+            # the array this tensor was last written from, and the tensor unchanged: copy
+            # straight into its memory. numpy handles any strides.
+            if (array.dtype == target.dtype and array.shape == state[3]
+                    and state == (self._type(t), self._data_ptr(t), self._byte_size(t),
+                                  self._fast_dims(t))):
+                target[...] = array
+                return
+        self._write(t, index, array, what)
+
+    def _write(self, t: int, index: int, array: np.ndarray[Any, Any], what: str) -> None:
+        api = self.api
         ttype = api.TfLiteTensorType(t)
         vtype = _types.type_from_numpy(array.dtype)
         if vtype != ttype:
@@ -350,7 +416,8 @@ class _TensorAccess:
                         f"{want} for dimension {j} of {what} {index}."
                     )
         nbytes = api.TfLiteTensorByteSize(t)
-        if not api.TfLiteTensorData(t) and nbytes:
+        data = api.TfLiteTensorData(t)
+        if not data and nbytes:
             raise ValueError(
                 "Cannot set tensor: Tensor is unallocated. Try calling allocate_tensors() first"
             )
@@ -364,6 +431,12 @@ class _TensorAccess:
             )
         if api.TfLiteTensorCopyFromBuffer(t, array.ctypes.data, nbytes) != 0:
             raise ValueError(f"Cannot set tensor {index}: TfLiteTensorCopyFromBuffer failed")
+        if data and nbytes:
+            # TfLiteTensorCopyFromBuffer is a memcpy into the tensor's data: later writes
+            # of the same dtype and shape copy into this array over the same bytes instead.
+            raw = (ctypes.c_char * nbytes).from_address(data)
+            target = np.frombuffer(raw, dtype=array.dtype, count=array.size).reshape(shape)
+            self._remember(self._writers, t, (ttype, data, nbytes, shape), target)
 
 
 def _read_strings(data: int | None, nbytes: int, shape: tuple[int, ...]) -> Any:
@@ -489,6 +562,8 @@ class Interpreter:
         self._delegates: list[Delegate] = list(experimental_delegates or [])
         self._handle = _Handle(api, interp, errors, (data, self._delegates))
         self._tensors = _TensorAccess(api, self._model)
+        self._get_tensor = api.TfLiteInterpreterGetTensor  # the per-call paths
+        self._invoke = api.TfLiteInterpreterInvoke
         for delegate in self._delegates:
             errors.clear()
             status = api.TfLiteInterpreterModifyGraphWithDelegate(
@@ -623,11 +698,17 @@ class Interpreter:
                 raise RuntimeError(self._handle.broken)
 
     def invoke(self) -> None:
-        self._ensure_safe()
-        if self._handle.broken:
-            raise RuntimeError(f"{self._handle.broken}; allocate_tensors() failed")
-        self._handle.errors.clear()
-        self._check(self._api.TfLiteInterpreterInvoke(self._handle.ptr), "Invoke")
+        handle = self._handle
+        if handle.views and handle.live_views():
+            raise RuntimeError(_UNSAFE_MESSAGE)
+        if handle.broken:
+            raise RuntimeError(f"{handle.broken}; allocate_tensors() failed")
+        errors = handle.errors
+        if errors.messages:
+            errors.clear()
+        status = self._invoke(handle.ptr)
+        if status:
+            self._check(status, "Invoke")
 
     def reset_all_variables(self) -> None:
         self._handle.errors.clear()
@@ -652,13 +733,19 @@ class Interpreter:
 
     def set_tensor(self, tensor_index: int, value: Any) -> None:
         index = int(tensor_index)
-        self._tensors.write(self._tensor_ptr(index), index, value)
+        ptr = self._get_tensor(self._handle.ptr, index)
+        if not ptr:
+            self._tensor_ptr(index)  # raises the invalid-index error
+        self._tensors.write(ptr, index, value)
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> Any:
         if int(subgraph_index) != 0:
             raise ValueError(_subgraph_message(subgraph_index))
         index = int(tensor_index)
-        return self._tensors.read(self._tensor_ptr(index), index, 0)
+        ptr = self._get_tensor(self._handle.ptr, index)
+        if not ptr:
+            self._tensor_ptr(index)  # raises the invalid-index error
+        return self._tensors.read(ptr, index, 0)
 
     def tensor(self, tensor_index: int) -> Callable[[], np.ndarray[Any, Any]]:
         """A function returning a numpy view of the tensor's current buffer (no copy).
