@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from edgeforge.build.compilers import cmake_toolchain_file, write_compilers
 from edgeforge.toolchain import resolve_target
 
@@ -21,22 +19,54 @@ def _rewritten(wrapper: Path, tmp_path: Path, *args: str) -> list[str]:
     return out.stdout.split()
 
 
-@pytest.mark.parametrize("target", ["linux-aarch64", "linux-armv7l"])
-def test_zig_wrapper_rewrites_xnnpack_march_flags(tmp_path: Path, target: str) -> None:
-    compilers = write_compilers(resolve_target(target), tmp_path / "bin", tmp_path / "cache")
-    got = _rewritten(compilers.cxx, tmp_path, "-O2", "-march=armv8.2-a+dotprod+fp16",
-                     "-march=armv8-a", "-march=armv8.2-a+i8mm+fp16fml", "-c", "x.cc")
-    assert got == ["-O2", "-mcpu=generic+v8_2a+dotprod+fullfp16", "-mcpu=generic+v8a",
-                   "-mcpu=generic+v8_2a+i8mm+fp16fml", "-c", "x.cc"]
+def test_zig_wrapper_rewrites_xnnpack_aarch64_march_flags(tmp_path: Path) -> None:
+    compilers = write_compilers(resolve_target("linux-aarch64"), tmp_path / "bin",
+                                tmp_path / "cache")
+    rewrite = lambda *args: _rewritten(compilers.cxx, tmp_path, *args)  # noqa: E731
+    assert rewrite("-O2", "-march=armv8.2-a+dotprod+fp16", "-c", "x.cc") == [
+        "-O2", "-c", "x.cc", "-mcpu=generic+v8_2a+dotprod+fullfp16"]
+    assert rewrite("-march=armv8-a", "-march=armv8.2-a+i8mm+fp16fml", "-c", "x.cc") == [
+        "-c", "x.cc", "-mcpu=generic+v8_2a+i8mm+fp16fml"]  # the last -march wins
+    assert rewrite("-O2", "-c", "x.cc") == ["-O2", "-c", "x.cc"]
+
+
+def test_zig_wrapper_folds_xnnpack_arm32_fpu_into_the_cpu(tmp_path: Path) -> None:
+    compilers = write_compilers(resolve_target("linux-armv7l"), tmp_path / "bin",
+                                tmp_path / "cache")
+    rewrite = lambda *args: _rewritten(compilers.cc, tmp_path, *args)  # noqa: E731
+    assert rewrite("-marm", "-march=armv7-a", "-mfpu=neon-fp16", "-c", "x.c") == [
+        "-marm", "-mfpu=neon-fp16", "-c", "x.c", "-mcpu=generic+v7a+neon+fp16"]
+    assert rewrite("-mfpu=neon-fp-armv8", "-march=armv8.2-a+dotprod", "-c", "x.c") == [
+        "-mfpu=neon-fp-armv8", "-c", "x.c", "-mcpu=generic+v8_2a+dotprod+neon+fp_armv8"]
+    # no -march: the toolchain's own CPU (cortex_a7) gets the -mfpu's features
+    assert rewrite("-mfpu=neon-vfpv4", "-c", "x.c") == [
+        "-mfpu=neon-vfpv4", "-c", "x.c", "-mcpu=cortex_a7+neon+vfp4"]
+
+
+def test_zig_wrapper_rewritten_flags_compile_xnnpack_style_kernels(tmp_path: Path) -> None:
+    """The rewritten AArch32 flags really enable what the intrinsics need (zig and QEMU-free:
+    a compile only): vcvt_f32_f16 needs the fp16 feature `-mfpu=neon-fp16` asks for."""
+    compilers = write_compilers(resolve_target("linux-armv7l"), tmp_path / "bin",
+                                Path.home() / ".cache" / "edgeforge")
+    src = tmp_path / "cvt.c"
+    src.write_text("#include <arm_neon.h>\n"
+                   "float32x4_t cvt(float16x4_t h) { return vcvt_f32_f16(h); }\n")
+    proc = subprocess.run([str(compilers.cc), "-marm", "-march=armv7-a", "-mfpu=neon-fp16",
+                           "-Werror=implicit-function-declaration", "-c", str(src), "-o",
+                           str(tmp_path / "cvt.o")], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", **compilers.env})
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_zig_wrapper_rewrites_xnnpack_riscv_march_flags(tmp_path: Path) -> None:
     compilers = write_compilers(resolve_target("linux-riscv64"), tmp_path / "bin",
                                 tmp_path / "cache")
-    got = _rewritten(compilers.cc, tmp_path, "-march=rv64gcv", "-mabi=lp64d",
-                     "-march=rv64gc_zvfh", "-march=rv64imafdcv_zba_zbb", "-c", "x.c")
-    assert got == ["-mcpu=baseline_rv64+v", "-mabi=lp64d", "-mcpu=baseline_rv64+zvfh",
-                   "-mcpu=baseline_rv64+v+zba+zbb", "-c", "x.c"]
+    rewrite = lambda *args: _rewritten(compilers.cc, tmp_path, *args)  # noqa: E731
+    assert rewrite("-march=rv64gcv", "-mabi=lp64d", "-c", "x.c") == [
+        "-mabi=lp64d", "-c", "x.c", "-mcpu=baseline_rv64+v"]
+    assert rewrite("-march=rv64gc_zvfh", "-c", "x.c") == ["-c", "x.c", "-mcpu=baseline_rv64+zvfh"]
+    assert rewrite("-march=rv64imafdcv_zba_zbb", "-c", "x.c") == [
+        "-c", "x.c", "-mcpu=baseline_rv64+v+zba+zbb"]
 
 
 def test_zig_wrapper_bakes_in_target_and_version(tmp_path: Path) -> None:

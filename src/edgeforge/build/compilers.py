@@ -88,18 +88,27 @@ def _write_script(path: Path, lines: list[str]) -> Path:
 def _wrapper(path: Path, comment: str, argv: list[str], rewrite_march: bool = False) -> Path:
     lines = [f"# edgeforge wrapper: {comment}"]
     if rewrite_march:
+        base_cpu = "generic"
+        for a in argv:
+            if a.startswith("-mcpu="):
+                base_cpu = a[len("-mcpu="):]
+        lines.append(f"base_cpu={shlex.quote(base_cpu)}")
         lines += _MARCH_REWRITE
     lines.append("exec " + " ".join(shlex.quote(a) for a in argv) + ' "$@"')
     return _write_script(path, lines)
 
 
-# zig's driver reads -march= as a CPU model name; XNNPACK compiles its ARM kernels with
-# per-file -march=armv8.2-a+dotprod+fp16 and the like, its RISC-V vector kernels with
-# -march=rv64gcv / rv64gc_zvfh. Rewrite them to zig's spelling,
-# -mcpu=generic+v8_2a+dotprod+fullfp16 and -mcpu=baseline_rv64+v (later -mcpu flags win
-# over the toolchain's). RISC-V: the single-letter extensions beyond G and C, then each
-# `_`-separated multi-letter one, become features.
+# zig's driver reads -march= as a CPU model name, and its -mcpu= (a full feature list) wins
+# over -mfpu=. XNNPACK compiles its ARM kernels with per-file flags such as
+# `-march=armv8.2-a+dotprod+fp16` (AArch64) or `-marm -march=armv7-a -mfpu=neon-fp16`
+# (AArch32), and its RISC-V vector kernels with -march=rv64gcv / rv64gc_zvfh. The wrapper
+# rewrites them into one zig -mcpu= appended last (so it wins over the toolchain's):
+# -mcpu=generic+v8_2a+dotprod+fullfp16, -mcpu=generic+v7a+neon+fp16 (the -mfpu's features
+# folded in; an -mfpu without -march adds its features to the toolchain's own CPU), and
+# -mcpu=baseline_rv64+v (the single-letter extensions beyond G and C, then each
+# `_`-separated multi-letter one).
 _MARCH_REWRITE = [
+    "march_cpu=; fpu_feats=",
     "for a in \"$@\"; do",
     "  shift",
     "  case \"$a\" in",
@@ -110,12 +119,26 @@ _MARCH_REWRITE = [
     "        *.*) cpu=generic+v${ver%%.*}_${ver#*.}a ;;",
     "        *) cpu=generic+v${ver}a ;;",
     "      esac",
+    "      [ \"$ver\" = 6 ] && cpu=generic+v6",
     "      old_ifs=$IFS; IFS=+; for f in $feats; do",
     "        [ -z \"$f\" ] && continue",
     "        [ \"$f\" = fp16 ] && f=fullfp16",
     "        cpu=$cpu+$f",
     "      done; IFS=$old_ifs",
-    "      set -- \"$@\" \"-mcpu=$cpu\" ;;",
+    "      march_cpu=$cpu ;;",
+    "    -mfpu=*)",
+    "      case \"${a#-mfpu=}\" in",
+    "        neon) fpu_feats=+neon ;;",
+    "        neon-fp16) fpu_feats=+neon+fp16 ;;",
+    "        neon-vfpv4) fpu_feats=+neon+vfp4 ;;",
+    "        neon-fp-armv8) fpu_feats=+neon+fp_armv8 ;;",
+    "        crypto-neon-fp-armv8) fpu_feats=+neon+fp_armv8+aes+sha2 ;;",
+    "        vfpv4) fpu_feats=+vfp4 ;;",
+    "        vfpv3-d16) fpu_feats=+vfp3d16 ;;",
+    "        vfp|vfpv2) fpu_feats=+vfp2 ;;",
+    "        fp-armv8) fpu_feats=+fp_armv8 ;;",
+    "      esac",
+    "      set -- \"$@\" \"$a\" ;;",
     "    -march=rv64*)",
     "      isa=${a#-march=rv64}; single=${isa%%_*}; multi=",
     "      [ \"$single\" != \"$isa\" ] && multi=${isa#*_}",
@@ -127,10 +150,12 @@ _MARCH_REWRITE = [
     "      old_ifs=$IFS; IFS=_; for f in $multi; do",
     "        [ -n \"$f\" ] && cpu=$cpu+$f",
     "      done; IFS=$old_ifs",
-    "      set -- \"$@\" \"-mcpu=$cpu\" ;;",
+    "      march_cpu=$cpu ;;",
     "    *) set -- \"$@\" \"$a\" ;;",
     "  esac",
     "done",
+    "if [ -n \"$march_cpu\" ]; then set -- \"$@\" \"-mcpu=$march_cpu$fpu_feats\"",
+    "elif [ -n \"$fpu_feats\" ]; then set -- \"$@\" \"-mcpu=$base_cpu$fpu_feats\"; fi",
 ]
 
 
