@@ -42,8 +42,19 @@ def deflated(path: Path) -> int:
 
 def wheel_entry(path: Path) -> dict[str, object]:
     with zipfile.ZipFile(path) as z:
-        sos = {i.filename: i.file_size for i in z.infolist() if ".so" in Path(i.filename).name}
-    return {"wheel": path.name, "wheel_bytes": path.stat().st_size, "shared_objects": sos}
+        infos = z.infolist()
+    sos = {i.filename: i.file_size for i in infos if ".so" in Path(i.filename).name}
+    return {"wheel": path.name, "wheel_bytes": path.stat().st_size,
+            "installed_bytes": sum(i.file_size for i in infos), "shared_objects": sos}
+
+
+def wheel_arch(name: str) -> str:
+    """The machine a wheel's platform tag names (x86_64, aarch64, armv7l, ...)."""
+    platform = name[:-len(".whl")].split("-")[-1].split(".")[0]
+    for arch in ("x86_64", "aarch64", "armv7l", "armv6l", "riscv64"):
+        if platform.endswith(arch):
+            return arch
+    return platform
 
 
 def peer_wheels(tmp: Path) -> list[dict[str, object]]:
@@ -99,24 +110,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"tflite_runtime_2_14_0": peers, "edgeforge": mine}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print("| artifact | wheel bytes | shared object(s), uncompressed bytes |")
-    print("| --- | ---: | --- |")
+    print("| artifact | wheel bytes | installed bytes | shared object(s), uncompressed bytes |")
+    print("| --- | ---: | ---: | --- |")
     for p in peers:
         if "error" in p:
             print(f"| tflite-runtime 2.14.0 {p['arch']} ({p['platform']}) | not fetched: "
-                  f"{p['error']} | |")
+                  f"{p['error']} | | |")
             continue
         sos = ", ".join(f"{Path(k).name} {v:,}" for k, v in p["shared_objects"].items())
-        print(f"| {p['wheel']} | {p['wheel_bytes']:,} | {sos} |")
+        print(f"| {p['wheel']} | {p['wheel_bytes']:,} | {p['installed_bytes']:,} | {sos} |")
     for w in mine["wheels"]:
         sos = ", ".join(f"{Path(k).name} {v:,}" for k, v in w["shared_objects"].items())
-        print(f"| {w['wheel']} | {w['wheel_bytes']:,} | {sos} |")
+        print(f"| {w['wheel']} | {w['wheel_bytes']:,} | {w['installed_bytes']:,} | {sos} |")
     for lib in mine["libraries"]:
-        print(f"| {lib['library']} | (deflate -9: {lib['deflate9_bytes']:,}) | {lib['bytes']:,} |")
+        print(f"| {lib['library']} | (deflate -9: {lib['deflate9_bytes']:,}) | | "
+              f"{lib['bytes']:,} |")
     for st in strips:
         print(f"| {st['library']} after `{st['strip']} --strip-unneeded` | "
-              f"(deflate -9: {st['deflate9_bytes']:,}) | "
+              f"(deflate -9: {st['deflate9_bytes']:,}) | | "
               f"{st['stripped_bytes']:,} (unstripped {st['unstripped_bytes']:,}) |")
+    peer_by_arch = {p["arch"]: p for p in peers if "error" not in p}
+    pairs = [(w, peer_by_arch[wheel_arch(str(w["wheel"]))]) for w in mine["wheels"]
+             if wheel_arch(str(w["wheel"])) in peer_by_arch]
+    if pairs:
+        print()
+        print("| arch | wheel: ours / tflite-runtime | installed: ours / tflite-runtime |")
+        print("| --- | ---: | ---: |")
+        for w, p in pairs:
+            print(f"| {wheel_arch(str(w['wheel']))} | "
+                  f"{w['wheel_bytes'] / p['wheel_bytes']:.2f} | "  # type: ignore[operator]
+                  f"{w['installed_bytes'] / p['installed_bytes']:.2f} |")  # type: ignore[operator]
     return 0
 
 

@@ -107,17 +107,6 @@ def test_tflite_edge_lib_library_path_is_the_bundled_file(tmp_path: Path) -> Non
             tflite_edge_lib.library_path()
 
 
-def test_benchmark_entry_point_reports_a_missing_binary(capsys: pytest.CaptureFixture[str]
-                                                        ) -> None:
-    import tflite_edge_lib
-    from tflite_edge_lib import benchmark
-
-    if (Path(tflite_edge_lib.__file__).parent / "bin" / "benchmark_model").exists():
-        pytest.skip("a benchmark_model is bundled in this checkout")
-    assert benchmark.main(["--help"]) == 2
-    assert "benchmark_model" in capsys.readouterr().err
-
-
 def test_int8_model_matches_numpy_reference(library: str, int8: tuple[bytes, dict]) -> None:
     model, consts = int8
     it = Interpreter(model_content=model, num_threads=1)

@@ -1,8 +1,8 @@
 """tflite-edge-lib: the TensorFlow Lite C library (libtensorflowlite_c) for one platform.
 
 This distribution carries only binaries, one ``py3-none-<platform>`` wheel per target:
-``lib/`` holds the shared library and ``bin/`` the ``benchmark_model`` tool, both put
-there by edgeforge's build pipeline. ``tflite-edge`` (``import tflite_edge``) loads the
+``lib/`` holds the shared library (and ``include/`` its C API headers), put there by
+edgeforge's build pipeline. ``tflite-edge`` (``import tflite_edge``) loads the
 library through :func:`library_path`; nothing here needs a particular CPython ABI.
 """
 
@@ -17,13 +17,10 @@ _HERE = Path(__file__).resolve().parent
 
 if sys.platform == "win32":
     LIBRARY_NAMES = ("tensorflowlite_c.dll", "libtensorflowlite_c.dll")
-    BENCHMARK_NAME = "benchmark_model.exe"
 elif sys.platform == "darwin":
     LIBRARY_NAMES = ("libtensorflowlite_c.dylib", "libtensorflowlite_c.so")
-    BENCHMARK_NAME = "benchmark_model"
 else:
     LIBRARY_NAMES = ("libtensorflowlite_c.so",)
-    BENCHMARK_NAME = "benchmark_model"
 
 
 def library_dir() -> Path:
@@ -45,12 +42,4 @@ def library_path() -> Path:
     )
 
 
-def benchmark_path() -> Path:
-    """The bundled TFLite ``benchmark_model`` executable (``tflite_edge_lib/bin/``)."""
-    path = _HERE / "bin" / BENCHMARK_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"tflite-edge-lib {__version__} has no {path}")
-    return path
-
-
-__all__ = ["__version__", "benchmark_path", "library_dir", "library_path"]
+__all__ = ["__version__", "library_dir", "library_path"]
