@@ -125,8 +125,8 @@ def _python_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
 
 
 def _c_driver_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
-                    compilers: Compilers, cache_dir: Path,
-                    logger: Logger) -> tuple[str, list[str], dict[str, Any]]:
+                    compilers: Compilers, cache_dir: Path, logger: Logger,
+                    extra: dict[str, str]) -> tuple[str, list[str], dict[str, Any]]:
     assert recipe.smoke.c_driver is not None
     spec = toolchain.smoke
     unpacked = work / "smoke" / "unpacked"
@@ -152,7 +152,8 @@ def _c_driver_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Pat
     loader = roots.musl_loader(root)
     if loader is None:
         raise SmokeError(f"Debian's musl package for {spec.debian_arch} has no loader")
-    proc = qemu.run_in_root(root, toolchain, [str(driver)], timeout=recipe.smoke.timeout)
+    proc = qemu.run_in_root(root, toolchain, [str(driver)], env=_data_env(extra),
+                            timeout=recipe.smoke.timeout)
     run = roots.target_argv(root, qemu.qemu_command(toolchain), [str(driver)], [])
     _check(proc, f"the smoke driver on {toolchain.name}")
     how = f"under {spec.qemu}" if spec.qemu else "natively"
@@ -171,7 +172,7 @@ def run_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, reference_wheel
             raise SmokeError(f"{toolchain.name} has no Debian Python; the recipe needs "
                              "[smoke] c-driver to smoke-test it")
         runner, command, output = _c_driver_smoke(recipe, toolchain, wheel, work, compilers,
-                                                  cache_dir, logger)
+                                                  cache_dir, logger, extra)
     else:
         if recipe.smoke.script is None:
             raise SmokeError(f"recipe {recipe.name} has no [smoke] script")
