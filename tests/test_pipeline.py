@@ -4,6 +4,7 @@ smoke) for five targets, through the real CLI; and the failure modes users hit."
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -104,6 +105,32 @@ def test_debian_cross_gcc_backend_gets_its_own_glibc_floor(fixture_recipe: Path,
     assert [p.name for p in dist.iterdir()] == [
         "edgemath_lib-1.0-py3-none-manylinux_2_36_aarch64.whl"]
     assert "(audit: manylinux_2_36_aarch64; smoke: passed)" in output
+
+
+def _ccache_counts(cache: Path) -> tuple[int, int]:
+    out = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, check=True,
+                         env={**os.environ, "CCACHE_DIR": str(cache / "ccache")}).stdout
+    stats = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
+    hits = int(stats["direct_cache_hit"]) + int(stats["preprocessed_cache_hit"])
+    return hits, int(stats["cache_miss"])
+
+
+@pytest.mark.slow
+def test_compiler_cache_hits_from_a_work_directory_anywhere(fixture_recipe: Path,
+                                                           edgeforge_cache: Path,
+                                                           tmp_path: Path) -> None:
+    """A clean build in a new work directory, at another depth, compiles nothing again."""
+    if shutil.which("ccache") is None:
+        pytest.fail("ccache is missing: apt-get install ccache (ci/setup.sh does)")
+    for n, work in enumerate((tmp_path / "a", tmp_path / "deeper" / "still" / "b")):
+        before = _ccache_counts(edgeforge_cache)
+        proc = run_edgeforge("build", str(fixture_recipe), "--target", "linux-aarch64",
+                             "--no-smoke", "--dist", str(tmp_path / f"dist{n}"), "--work-dir",
+                             str(work), cache=edgeforge_cache)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        after = _ccache_counts(edgeforge_cache)
+        hits, misses = after[0] - before[0], after[1] - before[1]
+    assert misses == 0 and hits > 0, (hits, misses)
 
 
 @pytest.mark.slow

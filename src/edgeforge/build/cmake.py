@@ -68,9 +68,11 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
         defines["CMAKE_SHARED_LINKER_FLAGS"] = " ".join(link_flags)
 
     env = dict(compilers.env)
-    # Paths under the common parent of sources and build dirs become relative, so a fresh
-    # build directory (or a clean clone) still hits the compiler cache.
-    env["CCACHE_BASEDIR"] = os.path.commonpath([work_dir, source_dir])
+    # Paths inside this work directory (the build tree, generated headers) become relative;
+    # source trees live in the cache under content-derived names and stay absolute. So the
+    # compiler cache hits from any work directory, at any depth (--work-dir, a fresh build
+    # directory, a clean clone): only what differs between builds is made relative.
+    env["CCACHE_BASEDIR"] = str(work_dir)
     argv = [cmake, "-G", "Ninja", "-S", str(src), "-B", str(build_dir)]
     argv += [f"-D{k}={expand(v)}" for k, v in sorted(defines.items())]
     logger.info(f"configuring {src.relative_to(source_dir.parent)} for {toolchain.name} "
