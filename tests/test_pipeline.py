@@ -4,7 +4,7 @@ smoke) for five targets, through the real CLI; and the failure modes users hit."
 from __future__ import annotations
 
 import hashlib
-import os
+import random
 import shutil
 import subprocess
 import sys
@@ -107,12 +107,13 @@ def test_debian_cross_gcc_backend_gets_its_own_glibc_floor(fixture_recipe: Path,
     assert "(audit: manylinux_2_36_aarch64; smoke: passed)" in output
 
 
-def _ccache_counts(cache: Path) -> tuple[int, int]:
-    out = subprocess.run(["ccache", "--print-stats"], capture_output=True, text=True, check=True,
-                         env={**os.environ, "CCACHE_DIR": str(cache / "ccache")}).stdout
-    stats = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
-    hits = int(stats["direct_cache_hit"]) + int(stats["preprocessed_cache_hit"])
-    return hits, int(stats["cache_miss"])
+def _ccache_results(log: Path) -> tuple[int, int]:
+    """Hits and misses of the compilations ccache logged (its `Result:` lines)."""
+    results = [line.split("Result: ", 1)[1].strip() for line in log.read_text().splitlines()
+               if "Result: " in line]
+    hits = sum(r.endswith("cache_hit") for r in results)
+    misses = sum(r == "cache_miss" for r in results)
+    return hits, misses
 
 
 @pytest.mark.slow
@@ -122,14 +123,16 @@ def test_compiler_cache_hits_from_a_work_directory_anywhere(fixture_recipe: Path
     """A clean build in a new work directory, at another depth, compiles nothing again."""
     if shutil.which("ccache") is None:
         pytest.fail("ccache is missing: apt-get install ccache (ci/setup.sh does)")
-    for n, work in enumerate((tmp_path / "a", tmp_path / "deeper" / "still" / "b")):
-        before = _ccache_counts(edgeforge_cache)
+    # The second work directory sits at a depth earlier runs are unlikely to have used, so
+    # relative source paths that depend on the depth could not hit by chance.
+    deep = tmp_path.joinpath(*["d"] * random.randint(3, 40), "b")
+    for n, work in enumerate((tmp_path / "a", deep)):
+        log = tmp_path / f"ccache-{n}.log"  # this build's own log: other builds may share the cache
         proc = run_edgeforge("build", str(fixture_recipe), "--target", "linux-aarch64",
                              "--no-smoke", "--dist", str(tmp_path / f"dist{n}"), "--work-dir",
-                             str(work), cache=edgeforge_cache)
+                             str(work), cache=edgeforge_cache, env={"CCACHE_LOGFILE": str(log)})
         assert proc.returncode == 0, proc.stderr[-4000:]
-        after = _ccache_counts(edgeforge_cache)
-        hits, misses = after[0] - before[0], after[1] - before[1]
+    hits, misses = _ccache_results(log)
     assert misses == 0 and hits > 0, (hits, misses)
 
 
