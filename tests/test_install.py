@@ -27,7 +27,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from edgeforge_testing import FIXTURES, REPO
+from edgeforge_testing import (
+    FIXTURES,
+    REPO,
+    TFLITE_VERSION,
+    TFLITE_WHEEL_DIR_ENV,
+    pipeline_host_wheel,
+)
 
 from edgeforge import backend
 from edgeforge.errors import MissingToolError
@@ -35,9 +41,8 @@ from edgeforge.recipe import load_recipe
 from edgeforge.toolchain import TOOLCHAINS_DIR, load_toolchain, resolve_target
 from edgeforge.wheel import write_wheel
 
-VERSION = "2.14.1"
+VERSION = TFLITE_VERSION
 LIB_SRC = REPO / "wheels" / "tflite-edge-lib" / "src" / "tflite_edge_lib"
-REAL_WHEEL_ENV = "EDGEFORGE_TFLITE_WHEEL_DIR"
 
 
 def pip_env(**extra: str) -> dict[str, str]:
@@ -55,19 +60,6 @@ def pip(*args: str, python: str = sys.executable, check: bool = True,
     if check and proc.returncode != 0:
         raise AssertionError(f"pip {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
-
-
-def real_host_wheel() -> Path | None:
-    directory = os.environ.get(REAL_WHEEL_ENV)
-    if not directory:
-        return None
-    host = resolve_target(None)
-    wheels = sorted(Path(directory).glob(f"tflite_edge_lib-{VERSION}-py3-none-*.whl"))
-    matching = [w for w in wheels if w.name.endswith(f"-{host.platform_tag}.whl")]
-    if not matching:
-        pytest.fail(f"{REAL_WHEEL_ENV}={directory} holds no {host.platform_tag} tflite_edge_lib "
-                    f"wheel (found: {[w.name for w in wheels]})")
-    return matching[0]
 
 
 def stand_in_wheel(target: str, out: Path, scratch: Path) -> Path:
@@ -93,7 +85,7 @@ def findlinks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", str(project), "-w", str(d))
     files = {"pure": next(d.glob(f"tflite_edge-{VERSION}-py3-none-any.whl"))}
     host = resolve_target(None)
-    real = real_host_wheel()
+    real = pipeline_host_wheel()
     if real is not None:
         shutil.copy2(real, d / real.name)
         files[host.name] = d / real.name
@@ -150,8 +142,8 @@ def test_host_install_is_exactly_two_distributions(installed: dict[str, str],
 
 
 def test_host_install_loads_the_real_library(installed: dict[str, str], venv: Path) -> None:
-    if real_host_wheel() is None:
-        pytest.skip(f"{REAL_WHEEL_ENV} is not set: the host wheel is a stand-in, so there is "
+    if pipeline_host_wheel() is None:
+        pytest.skip(f"{TFLITE_WHEEL_DIR_ENV} is not set: the host wheel is a stand-in, so there is "
                     "no real libtensorflowlite_c to load (ci/test.sh sets it)")
     code = ("import tflite_edge, tflite_edge_lib; from tflite_edge._library import "
             "load_library; lib = load_library(); print(lib.path); print(lib.version); "

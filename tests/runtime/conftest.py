@@ -7,7 +7,6 @@ the tests that need it skip, saying so. tflite_edge is imported from this checko
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -20,15 +19,14 @@ for p in (HERE, HERE.parents[1] / "wheels" / "tflite-edge" / "src",
         sys.path.insert(0, str(p))
 
 import rt_support  # noqa: E402
+from edgeforge_testing import skip_or_fail  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def library() -> str:
     path, reason = rt_support.find_library()
     if path is None:
-        if os.environ.get("EDGEFORGE_REQUIRE_TFLITE"):  # CI: the real library must be tested
-            pytest.fail(f"EDGEFORGE_REQUIRE_TFLITE is set but {reason}")
-        pytest.skip(reason)
+        skip_or_fail(reason)  # CI: the real library must be tested
     return path
 
 

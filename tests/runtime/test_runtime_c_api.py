@@ -4,44 +4,43 @@ musl targets), and that program computes what tflite_edge computes from Python."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import zipfile
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
+from edgeforge_testing import REPO, TFLITE_WHEEL_DIR_ENV, pipeline_host_wheel, skip_or_fail
 from tflite_edge import Interpreter
 
-from edgeforge.toolchain import resolve_target
-
-REPO = Path(__file__).resolve().parents[2]
 DRIVER = REPO / "recipes" / "smoke" / "tflite_smoke_driver.c"
 MODEL = "face_detection_short_range"
 
 
+def _python_smoke() -> ModuleType:
+    """The Python smoke script the C driver mirrors: its input pattern is the contract."""
+    spec = importlib.util.spec_from_file_location(
+        "tflite_smoke", REPO / "recipes" / "smoke" / "tflite_smoke.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def host_wheel_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = os.environ.get("EDGEFORGE_TFLITE_WHEEL_DIR")
-    if not directory:
-        reason = "EDGEFORGE_TFLITE_WHEEL_DIR is not set (the pipeline's tflite-edge-lib wheels)"
-        if os.environ.get("EDGEFORGE_REQUIRE_TFLITE"):
-            pytest.fail(f"EDGEFORGE_REQUIRE_TFLITE is set but {reason}")
-        pytest.skip(reason)
-    tag = resolve_target(None).platform_tag
-    (wheel,) = Path(directory).glob(f"tflite_edge_lib-*-py3-none-{tag}.whl")
+    wheel = pipeline_host_wheel()
+    if wheel is None:
+        skip_or_fail(f"{TFLITE_WHEEL_DIR_ENV} is not set (the pipeline's tflite-edge-lib wheels)")
     out = tmp_path_factory.mktemp("wheel")
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(out)
     return out / "tflite_edge_lib"
-
-
-def _pattern(shape: tuple[int, ...]) -> np.ndarray:
-    n = int(np.prod(shape))
-    values = (np.arange(n, dtype=np.int64) * 37 % 255).astype(np.float64) / 127.5 - 1.0
-    return values.reshape(shape).astype(np.float32)
 
 
 def test_c_program_builds_against_the_wheel_and_matches_python(
@@ -63,7 +62,7 @@ def test_c_program_builds_against_the_wheel_and_matches_python(
     it = Interpreter(model_path=str(mediapipe[MODEL]), num_threads=1)
     it.allocate_tensors()
     (inp,) = it.get_input_details()
-    it.set_tensor(inp["index"], _pattern(tuple(inp["shape"])))
+    it.set_tensor(inp["index"], _python_smoke().pattern(tuple(inp["shape"]), np.float32))
     it.invoke()
     for out in it.get_output_details():
         value = it.get_tensor(out["index"]).astype(np.float64)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import rt_models
 import rt_support
+from edgeforge_testing import skip_or_fail
 from tflite_edge import Interpreter, load_delegate
 from tflite_edge.delegates import Delegate, DelegateLoadError
 
@@ -222,11 +223,8 @@ def dummy_delegate_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     builds and packages it (recipes/tflite-dummy-delegate.toml), installed by pip."""
     wheel_dir = os.environ.get("EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR")
     if not wheel_dir:
-        reason = ("EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR is not set (build it: "
-                  "edgeforge build tflite-dummy-delegate --dist DIR)")
-        if os.environ.get("EDGEFORGE_REQUIRE_TFLITE"):
-            pytest.fail(f"EDGEFORGE_REQUIRE_TFLITE is set but {reason}")
-        pytest.skip(reason)
+        skip_or_fail("EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR is not set (build it: "
+                     "edgeforge build tflite-dummy-delegate --dist DIR)")
     site = tmp_path_factory.mktemp("dummy") / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
                     "--disable-pip-version-check", "--find-links", wheel_dir, "--target",

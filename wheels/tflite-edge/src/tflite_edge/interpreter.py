@@ -624,14 +624,15 @@ class Interpreter:
         if self._handle.live_views():
             raise RuntimeError(_UNSAFE_MESSAGE)
 
-    def _tensor_ptr(self, tensor_index: int) -> int:
-        index = int(tensor_index)
-        ptr = self._api.TfLiteInterpreterGetTensor(self._handle.ptr, index)
+    def _tensor_ptr(self, index: int) -> int:
+        """The ``TfLiteTensor*`` of tensor ``index`` (an int) in subgraph 0 (on every
+        set_tensor/get_tensor: kept small)."""
+        ptr = self._get_tensor(self._handle.ptr, index)
         if not ptr:
             raise ValueError(
                 f"Invalid tensor index {index} exceeds max tensor index {self._num_tensors() - 1}"
             )
-        return int(ptr)
+        return ptr
 
     def _num_tensors(self) -> int:
         """Tensors in subgraph 0 now (TFLite adds tensors of its own at allocation)."""
@@ -733,18 +734,14 @@ class Interpreter:
 
     def set_tensor(self, tensor_index: int, value: Any) -> None:
         index = int(tensor_index)
-        ptr = self._get_tensor(self._handle.ptr, index)
-        if not ptr:
-            self._tensor_ptr(index)  # raises the invalid-index error
+        ptr = self._tensor_ptr(index)
         self._tensors.write(ptr, index, value)
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> Any:
         if int(subgraph_index) != 0:
             raise ValueError(_subgraph_message(subgraph_index))
         index = int(tensor_index)
-        ptr = self._get_tensor(self._handle.ptr, index)
-        if not ptr:
-            self._tensor_ptr(index)  # raises the invalid-index error
+        ptr = self._tensor_ptr(index)
         return self._tensors.read(ptr, index, 0)
 
     def tensor(self, tensor_index: int) -> Callable[[], np.ndarray[Any, Any]]:
