@@ -130,8 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(deflate -9: {st['deflate9_bytes']:,}) | | "
               f"{st['stripped_bytes']:,} (unstripped {st['unstripped_bytes']:,}) |")
     peer_by_arch = {p["arch"]: p for p in peers if "error" not in p}
+    # tflite-runtime ships glibc wheels only: compare ours for glibc
     pairs = [(w, peer_by_arch[wheel_arch(str(w["wheel"]))]) for w in mine["wheels"]
-             if wheel_arch(str(w["wheel"])) in peer_by_arch]
+             if wheel_arch(str(w["wheel"])) in peer_by_arch and "musllinux" not in str(w["wheel"])]
     if pairs:
         print()
         print("| arch | wheel: ours / tflite-runtime | installed: ours / tflite-runtime |")
