@@ -37,7 +37,7 @@ from edgeforge_testing import (
 
 from edgeforge import backend
 from edgeforge.errors import MissingToolError
-from edgeforge.recipe import load_recipe
+from edgeforge.recipe import RECIPES_DIR, load_recipe
 from edgeforge.toolchain import TOOLCHAINS_DIR, load_toolchain, resolve_target
 from edgeforge.wheel import write_wheel
 
@@ -64,7 +64,7 @@ def pip(*args: str, python: str = sys.executable, check: bool = True,
 
 def stand_in_wheel(target: str, out: Path, scratch: Path) -> Path:
     """A tflite-edge-lib wheel with the real Python files and tags and a placeholder library."""
-    recipe = load_recipe(REPO / "recipes" / "tflite.toml")
+    recipe = load_recipe(RECIPES_DIR / "tflite.toml")
     toolchain = load_toolchain(TOOLCHAINS_DIR / f"{target}.toml")
     placeholder = scratch / f"libtensorflowlite_c-{target}.so"
     placeholder.write_text(f"stand-in for {target}: tests pip's wheel selection only\n")

@@ -212,12 +212,12 @@ def host_toolchain(settings: Settings):  # -> Toolchain
     from .toolchain import available_targets, host_target_name, resolve_target
 
     if settings.target is not None:
-        toolchain = resolve_target(settings.target, directory=settings.toolchains)
+        toolchain = resolve_target(settings.target, directories=(settings.toolchains,))
     else:
         name = host_target_name()
-        if name not in available_targets(settings.toolchains):
+        if name not in available_targets((settings.toolchains,)):
             return native_toolchain()
-        toolchain = resolve_target(name, directory=settings.toolchains)
+        toolchain = resolve_target(name, directories=(settings.toolchains,))
     if settings.compiler == "native":  # the host's compilers: the host's libc is the floor
         native = native_toolchain(toolchain.arch, toolchain.libc)
         return replace(toolchain, backend="native", zig=None, gcc=None,

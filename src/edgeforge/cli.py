@@ -12,6 +12,7 @@ from .errors import EdgeforgeError
 from .lock import lock_recipe, read_lock
 from .log import Logger
 from .recipe import resolve_recipe
+from .resources import SearchPath
 from .toolchain import BACKENDS, available_targets, host_target_name, load_toolchain, resolve_target
 
 
@@ -22,6 +23,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=None,
                    help=f"downloads, extracted sources, compiler cache, Debian roots "
                         f"(default: ${fetch.CACHE_ENV} or ~/.cache/edgeforge)")
+    p.add_argument("--recipe-path", type=Path, action="append", default=[], metavar="DIR",
+                   help="a directory of your own recipes, searched before the shipped ones "
+                        "(repeatable; also $EDGEFORGE_RECIPE_PATH)")
+    p.add_argument("--toolchain-path", type=Path, action="append", default=[], metavar="DIR",
+                   help="a directory of your own toolchain files, searched before the shipped "
+                        "ones (repeatable; also $EDGEFORGE_TOOLCHAIN_PATH)")
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("targets", help="list the targets: wheel tags, compiler, glibc floor, QEMU")
@@ -53,9 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def cmd_targets(logger: Logger) -> int:
+def cmd_targets(search: SearchPath, logger: Logger) -> int:
     rows = [("target", "wheel tags", "compiler", "libc floor", "qemu", "debian")]
-    for name, path in available_targets().items():
+    for name, path in available_targets(search.toolchains).items():
         t = load_toolchain(path)
         compiler = t.zig.target if t.backend == "zig" and t.zig else t.backend
         rows.append((name, t.platform_tag, f"{t.backend}: {compiler}",
@@ -67,19 +74,21 @@ def cmd_targets(logger: Logger) -> int:
     return 0
 
 
-def cmd_build(args: argparse.Namespace, cache_dir: Path, logger: Logger) -> int:
-    recipe = resolve_recipe(args.recipe)
+def cmd_build(args: argparse.Namespace, search: SearchPath, cache_dir: Path, logger: Logger
+              ) -> int:
+    recipe = resolve_recipe(args.recipe, search.recipes)
     if args.toolchain is not None:
         toolchains = [resolve_target(None, args.toolchain)]
     else:
-        toolchains = [resolve_target(t) for t in (args.target or [None])]
+        toolchains = [resolve_target(t, directories=search.toolchains)
+                      for t in (args.target or [None])]
     if args.compiler:
         toolchains = [t.with_backend(args.compiler) for t in toolchains]
     options = pipeline.BuildOptions(
         cache_dir=cache_dir, dist_dir=args.dist.resolve(), work_dir=args.work_dir,
         offline=args.offline, jobs=args.jobs, smoke=not args.no_smoke,
         reference=not args.no_reference, locked=read_lock(recipe))
-    host = resolve_target(None)
+    host = resolve_target(None, directories=search.toolchains)
     reports = []
     for toolchain in toolchains:
         with logger.step(f"{recipe.name} {recipe.version} for {toolchain.name}"):
@@ -90,9 +99,10 @@ def cmd_build(args: argparse.Namespace, cache_dir: Path, logger: Logger) -> int:
     return 0
 
 
-def cmd_fetch(args: argparse.Namespace, cache_dir: Path, logger: Logger) -> int:
-    recipe = resolve_recipe(args.recipe)
-    toolchain = resolve_target(args.target)
+def cmd_fetch(args: argparse.Namespace, search: SearchPath, cache_dir: Path, logger: Logger
+              ) -> int:
+    recipe = resolve_recipe(args.recipe, search.recipes)
+    toolchain = resolve_target(args.target, directories=search.toolchains)
     opts = fetch.FetchOptions(cache_dir=cache_dir, offline=args.offline, locked=read_lock(recipe))
     for source in recipe.sources_for(toolchain.arch, toolchain.libc):
         path = fetch.fetch_source(source, opts, logger)
@@ -104,15 +114,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger = Logger(verbose=args.verbose)
     cache_dir = (args.cache_dir or fetch.default_cache_dir()).expanduser().resolve()
+    search = SearchPath.build(args.recipe_path, args.toolchain_path)
     try:
         if args.command == "targets":
-            return cmd_targets(logger)
+            return cmd_targets(search, logger)
         if args.command == "build":
-            return cmd_build(args, cache_dir, logger)
+            return cmd_build(args, search, cache_dir, logger)
         if args.command == "fetch":
-            return cmd_fetch(args, cache_dir, logger)
+            return cmd_fetch(args, search, cache_dir, logger)
         if args.command == "lock":
-            path = lock_recipe(resolve_recipe(args.recipe), cache_dir, logger)
+            path = lock_recipe(resolve_recipe(args.recipe, search.recipes), cache_dir, logger)
             print(f"wrote {path}")
             return 0
     except EdgeforgeError as err:

@@ -12,13 +12,14 @@ directory), ``{recipe_dir}``, ``{target}``, ``{arch}``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tomlfile
+from . import resources, tomlfile
 from .errors import ConfigError
 
-RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES_DIR = resources.SHIPPED_RECIPES  # package data: found from an installed wheel too
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -336,16 +337,22 @@ def load_recipe(path: Path) -> Recipe:
                   wheel=wheel, smoke=smoke)
 
 
-def resolve_recipe(name_or_path: str, directory: Path = RECIPES_DIR) -> Recipe:
-    """A path to a TOML file, or the name of a recipe shipped in ``recipes/``."""
+def resolve_recipe(name_or_path: str, directories: Sequence[Path] | None = None) -> Recipe:
+    """A path to a TOML file, or a recipe's name looked up in ``directories`` in order (default:
+    the user's search path, ``EDGEFORGE_RECIPE_PATH``, then the recipes shipped with edgeforge).
+    """
+    if directories is None:
+        directories = resources.SearchPath.build().recipes
     candidate = Path(name_or_path)
-    if candidate.suffix == ".toml" or candidate.exists():
+    if candidate.suffix == ".toml" or candidate.exists() or "/" in name_or_path:
         if not candidate.is_file():
             raise ConfigError(f"recipe file not found: {candidate}")
         return load_recipe(candidate)
-    shipped = directory / f"{name_or_path}.toml"
-    if shipped.is_file():
-        return load_recipe(shipped)
-    known = ", ".join(p.stem for p in sorted(directory.glob("*.toml")))
-    raise ConfigError(f"unknown recipe {name_or_path!r}. Shipped recipes: {known or 'none'}; "
-                      "or pass a path to a recipe .toml file.")
+    found = resources.find_toml(directories, name_or_path)
+    if found is not None:
+        return load_recipe(found)
+    known = ", ".join(resources.list_toml(directories))
+    searched = ", ".join(str(d) for d in directories)
+    raise ConfigError(f"unknown recipe {name_or_path!r}. Known recipes: {known or 'none'} "
+                      f"(searched {searched}); pass a path to a recipe .toml file, or add its "
+                      f"directory with --recipe-path or ${resources.RECIPE_PATH_ENV}.")

@@ -8,17 +8,17 @@ as the second), and how to smoke-test its wheels (QEMU binary, Debian architectu
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import tomlfile
+from . import resources, tomlfile
 from .errors import ConfigError, UnknownTargetError
 
 BACKENDS = ("zig", "gcc", "native")
 LIBCS = ("glibc", "musl")
 
-# The toolchains shipped with edgeforge live at the top of the repository.
-TOOLCHAINS_DIR = Path(__file__).resolve().parents[2] / "toolchains"
+TOOLCHAINS_DIR = resources.SHIPPED_TOOLCHAINS  # package data: found from an installed wheel too
 
 
 @dataclass(frozen=True)
@@ -176,22 +176,29 @@ def load_toolchain(path: Path) -> Toolchain:
     )
 
 
-def available_targets(directory: Path = TOOLCHAINS_DIR) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(directory.glob("*.toml"))}
+def _directories(directories: Sequence[Path] | None) -> Sequence[Path]:
+    return resources.SearchPath.build().toolchains if directories is None else directories
+
+
+def available_targets(directories: Sequence[Path] | None = None) -> dict[str, Path]:
+    """Target name -> toolchain file: the user's search path first, then the shipped ones."""
+    return resources.list_toml(_directories(directories))
 
 
 def resolve_target(target: str | None, toolchain_file: Path | None = None,
-                   directory: Path = TOOLCHAINS_DIR) -> Toolchain:
-    """A user's own toolchain file wins; otherwise the target name picks a shipped one."""
+                   directories: Sequence[Path] | None = None) -> Toolchain:
+    """A user's own toolchain file wins; otherwise the target name picks one from the search
+    path (``--toolchain-path``, ``EDGEFORGE_TOOLCHAIN_PATH``, then the shipped toolchains)."""
     if toolchain_file is not None:
         return load_toolchain(toolchain_file)
     if target is None or target == "host":
         target = host_target_name()
-    known = available_targets(directory)
+    known = available_targets(directories)
     if target not in known:
         raise UnknownTargetError(
             f"unknown target {target!r}. Known targets: {', '.join(known)}. "
-            "Run `edgeforge targets` to see them, or pass your own with --toolchain FILE."
+            "Run `edgeforge targets` to see them, or pass your own with --toolchain FILE "
+            f"(or a directory of them with --toolchain-path / ${resources.TOOLCHAIN_PATH_ENV})."
         )
     return load_toolchain(known[target])
 

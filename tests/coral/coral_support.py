@@ -22,12 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeforge.recipe import RECIPES_DIR
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 STANDIN_C = HERE / "edgetpu_standin.c"
 RUNTIME_SRC = REPO / "wheels" / "tflite-edge" / "src"
 CORAL_PKG = REPO / "wheels" / "tflite-edge-coral"
-RECIPES = REPO / "recipes"
+RECIPES = RECIPES_DIR
 
 #: release directory -> zig target and flags (the targets' own toolchain flags).
 RELEASE_ARCHS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -85,7 +87,8 @@ def write_test_recipe(name: str, dest_dir: Path, url: str, sha: str | None) -> P
     assert upstream in text, f"recipes/{name}.toml no longer names upstream's release"
     pin = f'"{url}", sha256 = "{sha}"' if sha else f'"{url}", unpinned = true'
     text = text.replace(upstream, pin)
-    text = text.replace("{recipe_dir}/../", f"{REPO}/").replace('"../', f'"{REPO}/')
+    text = text.replace("{recipe_dir}/", f"{RECIPES}/")
+    text = text.replace('"coral-lib/', f'"{RECIPES}/coral-lib/')
     dest_dir.mkdir(parents=True, exist_ok=True)
     out = dest_dir / f"{name}.toml"
     out.write_text(text)

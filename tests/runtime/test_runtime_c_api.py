@@ -15,17 +15,19 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from edgeforge_testing import REPO, TFLITE_WHEEL_DIR_ENV, pipeline_host_wheel, skip_or_fail
+from edgeforge_testing import TFLITE_WHEEL_DIR_ENV, pipeline_host_wheel, skip_or_fail
 from tflite_edge import Interpreter
 
-DRIVER = REPO / "recipes" / "smoke" / "tflite_smoke_driver.c"
+from edgeforge.recipe import RECIPES_DIR
+
+DRIVER = RECIPES_DIR / "smoke" / "tflite_smoke_driver.c"
 MODEL = "face_detection_short_range"
 
 
 def _python_smoke() -> ModuleType:
     """The Python smoke script the C driver mirrors: its input pattern is the contract."""
     spec = importlib.util.spec_from_file_location(
-        "tflite_smoke", REPO / "recipes" / "smoke" / "tflite_smoke.py")
+        "tflite_smoke", RECIPES_DIR / "smoke" / "tflite_smoke.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
