@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from edgeforge.build.compilers import cmake_toolchain_file, write_compilers
+from edgeforge.builders.compilers import cmake_toolchain_file, write_compilers
 from edgeforge.toolchain import resolve_target
 
 

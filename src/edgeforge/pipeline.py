@@ -14,9 +14,9 @@ from pathlib import Path
 
 from . import fetch
 from .audit import MUSL_LIBC_SONAMES, AuditReport, audit_wheel
-from .build.cmake import cmake_build
-from .build.compilers import Compilers, write_compilers
-from .build.prebuilt import prebuilt_files
+from .builders.cmake import cmake_build
+from .builders.compilers import Compilers, write_compilers
+from .builders.prebuilt import prebuilt_files
 from .errors import ConfigError
 from .log import Logger
 from .recipe import Recipe

@@ -10,7 +10,7 @@ import pytest
 from coral_support import REPO, Release, edgeforge, write_test_recipe
 from elftools.elf.elffile import ELFFile
 
-from edgeforge.build.prebuilt import prebuilt_files
+from edgeforge.builders.prebuilt import prebuilt_files
 from edgeforge.errors import BuildError
 from edgeforge.fetch import FetchOptions, fetch_source, prepare_source
 from edgeforge.lock import read_lock

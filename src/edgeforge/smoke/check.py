@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..build.compilers import Compilers
+from ..builders.compilers import Compilers
 from ..compare import differences
 from ..errors import SmokeError
 from ..log import Logger
