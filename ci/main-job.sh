@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/setup.sh
-python3 -m edgeforge targets
-python3 -m edgeforge build tflite "$@"
+PY="${EDGEFORGE_VENV:-.venv}/bin/python"
+"$PY" -m edgeforge targets
+"$PY" -m edgeforge build tflite "$@"

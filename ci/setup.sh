@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Install everything edgeforge needs on a Debian bookworm machine (as root, or with sudo).
-# Idempotent: a second run only checks.
+# Install everything edgeforge needs on a Debian bookworm machine (as root, or with sudo):
+# Debian's packages, then a virtual environment of its own (.venv, or $EDGEFORGE_VENV) with
+# edgeforge and its [test] extra. Nothing is installed into the machine's Python, so a
+# dependency nobody declared fails here rather than on the next machine.
+# Idempotent: a second run only checks (the venv is remade when the dependency list changes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 APT_PACKAGES=(
-  cmake ninja-build ccache patch patchelf file xz-utils ca-certificates g++ make
+  cmake ninja-build ccache patch patchelf file xz-utils ca-certificates g++ make python3-venv
   qemu-user-static musl
   binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf binutils-riscv64-linux-gnu
   g++-aarch64-linux-gnu  # the second compiler backend (--compiler gcc), tested on the fixture
@@ -23,5 +26,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
-echo "==> pip install -e .[test]"
-"$PYTHON" -m pip install -q --disable-pip-version-check -e ".[test]"
+VENV=${EDGEFORGE_VENV:-.venv}
+# The venv is keyed by what it installs: pyproject.toml and this script.
+key=$(cat pyproject.toml ci/setup.sh | sha256sum | cut -c1-16)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.edgeforge-key" 2>/dev/null)" != "$key" ]; then
+  echo "==> creating $VENV"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  echo "==> pip install -e .[test] into $VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]"
+  echo "$key" > "$VENV/.edgeforge-key"
+else
+  echo "==> $VENV is up to date"
+fi

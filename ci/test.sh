@@ -5,7 +5,16 @@
 # library, and the fixture pipeline under QEMU for five targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m ruff check src tests wheels bench ci recipes
+# Everything runs in the venv ci/setup.sh made: its python and the tools it installed.
+VENV=${EDGEFORGE_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "ci/test.sh: no $VENV; run bash ci/setup.sh first" >&2
+  exit 2
+fi
+VIRTUAL_ENV=$(cd "$VENV" && pwd)
+export VIRTUAL_ENV
+export PATH="$VIRTUAL_ENV/bin:$PATH"
+python3 -m ruff check src tests wheels bench ci
 
 dist=build/ci-dist
 rm -rf "$dist" build/ci-lib build/ci-plugins
