@@ -18,7 +18,8 @@ python3 -m ruff check src tests wheels bench ci
 
 dist=build/ci-dist
 rm -rf "$dist" build/ci-lib build/ci-plugins
-python3 -m edgeforge build tflite --dist "$dist"
+# the host TFLite wheel as a release: wheel, packages, sdists, SHA256SUMS, manifest, index
+python3 -m edgeforge release --config ci/release-host.toml --out "$dist"
 # TFLite's sample external delegate as a plugin wheel: the runtime tests install it by name
 python3 -m edgeforge build tflite-dummy-delegate --dist build/ci-plugins
 python3 - "$dist" build/ci-lib <<'PY'

@@ -7,11 +7,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, fetch, pipeline
+from . import __version__, fetch, pipeline, release
 from .errors import EdgeforgeError
 from .lock import lock_recipe, read_lock
 from .log import Logger
 from .recipe import resolve_recipe
+from .release_config import DEFAULT_CONFIG, load_release_config
 from .resources import SearchPath
 from .toolchain import BACKENDS, available_targets, host_target_name, load_toolchain, resolve_target
 
@@ -57,6 +58,29 @@ def _parser() -> argparse.ArgumentParser:
 
     lk = sub.add_parser("lock", help="record sha256s of a recipe's unpinned URLs (needs network)")
     lk.add_argument("recipe")
+
+    r = sub.add_parser("release", help="a matrix of recipes x targets, the packages, SHA256SUMS, "
+                                       "manifest and a simple index in one directory")
+    r.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                   help="the release config (default: release.toml)")
+    r.add_argument("--out", type=Path, default=Path("dist"), help="the release directory")
+    r.add_argument("--cell", action="append", default=None, metavar="RECIPE:TARGET",
+                   help="build only this matrix cell (repeatable; for CI matrices)")
+    r.add_argument("--packages", action="store_true",
+                   help="build only the packages: pure wheels and sdists, binary sdists")
+    r.add_argument("--matrix", action="store_true",
+                   help="print the cells as a GitHub Actions matrix (JSON) and exit")
+    r.add_argument("--work-dir", type=Path, default=None)
+    r.add_argument("--offline", action="store_true", help="use only the download cache")
+    r.add_argument("--no-smoke", action="store_true", help="skip the smoke tests")
+    r.add_argument("-j", "--jobs", type=int, default=None, help="parallel compile jobs")
+    rsub = r.add_subparsers(dest="release_command")
+    rm = rsub.add_parser("merge", help="verify release directories (CI cells) and join them")
+    rm.add_argument("inputs", nargs="+", type=Path, metavar="DIR")
+    rm.add_argument("--out", dest="merge_out", type=Path, required=True)
+    rv = rsub.add_parser("verify", help="check a release directory against its SHA256SUMS, "
+                                        "manifest and index")
+    rv.add_argument("directory", type=Path)
     return p
 
 
@@ -110,6 +134,34 @@ def cmd_fetch(args: argparse.Namespace, search: SearchPath, cache_dir: Path, log
     return 0
 
 
+def cmd_release(args: argparse.Namespace, search: SearchPath, cache_dir: Path, logger: Logger
+                ) -> int:
+    if args.release_command == "merge":
+        artifacts = release.merge(args.inputs, args.merge_out, logger)
+        out = args.merge_out
+    elif args.release_command == "verify":
+        artifacts = release.verify(args.directory)
+        out = args.directory
+    else:
+        config = load_release_config(args.config, search.recipes, search.toolchains)
+        if args.matrix:
+            print(release.matrix_json(config))
+            return 0
+        cells = [config.cell(c) for c in args.cell] if args.cell else []
+        if not args.cell and not args.packages:  # the whole release
+            cells = list(config.cells)
+        options = release.ReleaseOptions(
+            cache_dir=cache_dir, toolchain_dirs=search.toolchains, work_dir=args.work_dir,
+            offline=args.offline, jobs=args.jobs, smoke=config.smoke and not args.no_smoke)
+        packages = args.packages or not args.cell
+        artifacts = release.release(config, args.out, cells, packages, options, logger)
+        out = args.out
+    for a in artifacts:
+        print(release.describe_artifact(a))
+    print(f"release {out}: {len(artifacts)} files, SHA256SUMS, manifest.json, simple/ index")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logger = Logger(verbose=args.verbose)
@@ -122,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_build(args, search, cache_dir, logger)
         if args.command == "fetch":
             return cmd_fetch(args, search, cache_dir, logger)
+        if args.command == "release":
+            return cmd_release(args, search, cache_dir, logger)
         if args.command == "lock":
             path = lock_recipe(resolve_recipe(args.recipe, search.recipes), cache_dir, logger)
             print(f"wrote {path}")

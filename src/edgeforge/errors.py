@@ -68,3 +68,9 @@ class SmokeError(EdgeforgeError):
     """The wheel failed to install or run under QEMU, or its outputs differ from the host's."""
 
     exit_code = 7
+
+
+class ReleaseError(EdgeforgeError):
+    """A release directory is incomplete, corrupt or conflicts with another one."""
+
+    exit_code = 8

@@ -70,6 +70,28 @@ def atomic_copy(src: Path, final: Path) -> None:
         shutil.copy2(src, tmp)
 
 
+@contextlib.contextmanager
+def atomic_directory(final: Path, mode: int = 0o755) -> Iterator[Path]:
+    """Yield a fresh, process-unique directory next to ``final`` to fill; on success it takes
+    ``final``'s place (an old ``final`` is renamed aside first, then removed), on any error it
+    is removed and ``final`` is left as it was. ``final`` never holds a partial tree."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    tmp.chmod(mode)  # mkdtemp makes it 0700
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old",
+                                        dir=final.parent))
+            os.replace(final, old)  # rename(2) onto an empty directory replaces it
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _holder(lock_file: Path) -> str:
     try:
         text = lock_file.read_text().strip()

@@ -275,11 +275,16 @@ def _metadata(spec: WheelSpec, license_names: list[str]) -> str:
         fields.append(("Requires-Python", spec.requires_python))
     fields.extend(("Requires-Dist", req) for req in spec.requires_dist)
     fields.extend(("Project-URL", f"{label}, {url}") for label, url in spec.project_urls.items())
-    if spec.description:
-        fields.append(("Description-Content-Type", "text/markdown"))
+    # A long description always (twine check and the index page want one): the summary when
+    # the spec has none.
+    description, content_type = spec.description, "text/markdown"
+    if not description and spec.summary:
+        description, content_type = spec.summary, "text/plain"
+    if description:
+        fields.append(("Description-Content-Type", content_type))
     text = "".join(f"{key}: {value}\n" for key, value in fields)
-    if spec.description:
-        text += "\n" + spec.description + ("" if spec.description.endswith("\n") else "\n")
+    if description:
+        text += "\n" + description + ("" if description.endswith("\n") else "\n")
     return text
 
 
