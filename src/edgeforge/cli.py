@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -162,7 +163,28 @@ def cmd_release(args: argparse.Namespace, search: SearchPath, cache_dir: Path, l
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, taking Ctrl-C's path: every ``finally`` runs (temporary files go, the build's
+    processes are stopped, locks are let go) and edgeforge exits 128 + the signal number."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     logger = Logger(verbose=args.verbose)
     cache_dir = (args.cache_dir or fetch.default_cache_dir()).expanduser().resolve()
@@ -183,6 +205,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EdgeforgeError as err:
         print(f"edgeforge: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Terminated as err:
+        print(f"edgeforge: terminated ({err})", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
         print("edgeforge: interrupted", file=sys.stderr)
         return 130

@@ -34,22 +34,47 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def temp_path(final: Path, suffix: str = ".tmp") -> Path:
-    """A fresh, process-unique temporary file next to ``final`` (created empty)."""
+    """A fresh, process-unique temporary file next to ``final`` (created empty, with the
+    permissions a plain ``open()`` would give it: 0o666 minus the umask, not mkstemp's 0o600)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a directory's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
-def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_path(final: Path, suffix: str = ".tmp", durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; on success it is renamed to ``final``, on any error
-    (or interrupt) it is removed and ``final`` is left as it was."""
+    (or interrupt) it is removed and ``final`` is left as it was. ``durable`` also syncs the
+    file before the rename and the directory after it (a crash keeps the old or the new file,
+    never an empty one)."""
     tmp = temp_path(final, suffix)
     try:
         yield tmp
+        if durable:
+            fsync_path(tmp)
         os.replace(tmp, final)
+        if durable:
+            fsync_path(final.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -65,8 +90,8 @@ def atomic_write_text(final: Path, text: str, mode: int | None = None) -> None:
     atomic_write_bytes(final, text.encode(), mode)
 
 
-def atomic_copy(src: Path, final: Path) -> None:
-    with atomic_path(final) as tmp:
+def atomic_copy(src: Path, final: Path, durable: bool = False) -> None:
+    with atomic_path(final, durable=durable) as tmp:
         shutil.copy2(src, tmp)
 
 

@@ -3,12 +3,33 @@
 Each step is one call into its own module; this module only sequences them and keeps the
 promise that nothing half-written reaches ``dist/``: the wheel is written, audited and
 smoke-tested in the work directory and moved into ``dist/`` by an atomic rename at the end.
+
+Many edgeforge processes may share one cache and one work root. The whole build of one recipe
+for one target holds ``<work dir>.lock`` (``fsutil.file_lock``): a second build of the same
+target waits (and says for which pid), then finds the first's build directory up to date.
+What an interrupted build (SIGTERM, Ctrl-C, a crash) leaves, step by step, and how the next
+run treats it:
+
+- fetch: downloads and extracted trees become visible only complete (``fetch``).
+- compiler wrappers, toolchain file: rewritten by every run, each through a temporary name.
+- configure: ``configured-from`` exists only after a configure finished; without it the
+  build directory is started clean (``builders.cmake``).
+- compile: the build's process group is stopped (ninja removes the outputs it was writing);
+  the next run's ninja redoes what its log does not record as done.
+- stage: filled in a temporary directory, renamed into place; redone by every run.
+- wheel: written under a temporary name; ``wheel.complete`` (its name, sha256 and inputs) is
+  removed when a build starts and written once the wheel is; only a wheel it vouches for is
+  reused (as another target's host reference). Audit and smoke run on every build.
+- dist: the audited, smoke-tested wheel is copied in under a temporary name and renamed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +39,7 @@ from .builders.cmake import cmake_build
 from .builders.compilers import Compilers, write_compilers
 from .builders.prebuilt import prebuilt_files
 from .errors import ConfigError
+from .fsutil import atomic_copy, atomic_write_text, file_lock, sha256_file
 from .log import Logger
 from .recipe import Recipe
 from .smoke.check import SmokeResult, run_smoke
@@ -62,6 +84,18 @@ class BuildReport:
 def work_dir_for(recipe: Recipe, toolchain: Toolchain, options: BuildOptions) -> Path:
     return options.work_root / f"{recipe.name}-{recipe.version}" / \
         f"{toolchain.name}-{toolchain.backend}"
+
+
+@contextlib.contextmanager
+def work_lock(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
+              logger: Logger) -> Iterator[None]:
+    """Hold ``<work dir>.lock``: one build at a time per work directory (a waiting build
+    says which process it waits for)."""
+    work = work_dir_for(recipe, toolchain, options)
+    with file_lock(work.parent / f"{work.name}.lock",
+                   f"the work directory of {recipe.name} {recipe.version} for {toolchain.name}",
+                   logger.info):
+        yield
 
 
 def wheel_filename(recipe: Recipe, toolchain: Toolchain) -> str:
@@ -113,6 +147,7 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
     """fetch -> build -> stage -> wheel; the wheel stays in the work directory."""
     work = work_dir_for(recipe, toolchain, options)
     work.mkdir(parents=True, exist_ok=True)
+    (work / COMPLETE_MARKER).unlink(missing_ok=True)
     seconds: dict[str, float] = {}
     with logger.step(f"fetch sources of {recipe.name} {recipe.version}"):
         trees = fetch_sources(recipe, toolchain, options, logger)
@@ -150,7 +185,35 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
         wheel = write_wheel(spec, staged.files, wheelhouse, license_files=staged.licenses,
                             source_date_epoch=options.source_date_epoch)
         logger.info(f"wrote {wheel.name} ({wheel.stat().st_size} bytes)")
+    atomic_write_text(work / COMPLETE_MARKER, json.dumps(
+        {"wheel": wheel.name, "sha256": sha256_file(wheel), "inputs": _inputs(recipe, trees)},
+        indent=1, sort_keys=True) + "\n")
     return wheel, seconds, compilers
+
+
+COMPLETE_MARKER = "wheel.complete"
+
+
+def _inputs(recipe: Recipe, trees: dict[str, Path]) -> dict[str, str]:
+    """What a finished wheel was built from: the recipe file and the source trees (their
+    directory names are derived from their content)."""
+    return {"recipe": sha256_file(recipe.path), **{k: str(v) for k, v in sorted(trees.items())}}
+
+
+def complete_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
+                   trees: dict[str, Path]) -> Path | None:
+    """The work directory's wheel if a finished build of these inputs wrote it and it is
+    unchanged since; None otherwise (no marker: that build was interrupted)."""
+    work = work_dir_for(recipe, toolchain, options)
+    try:
+        marker = json.loads((work / COMPLETE_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    wheel = work / "wheelhouse" / str(marker.get("wheel"))
+    if (marker.get("inputs") != _inputs(recipe, trees) or not wheel.is_file()
+            or sha256_file(wheel) != marker.get("sha256")):
+        return None
+    return wheel
 
 
 def _entry_points(recipe: Recipe) -> dict[str, dict[str, str]]:
@@ -165,6 +228,12 @@ def build(recipe: Recipe, toolchain: Toolchain, options: BuildOptions, logger: L
     """The whole pipeline for one recipe and one target; returns what it did."""
     if options.smoke:
         qemu_command(toolchain)  # a missing QEMU fails now, not after a long build
+    with work_lock(recipe, toolchain, options, logger):
+        return _build_locked(recipe, toolchain, options, logger, host)
+
+
+def _build_locked(recipe: Recipe, toolchain: Toolchain, options: BuildOptions, logger: Logger,
+                  host: Toolchain | None) -> BuildReport:
     wheel, seconds, compilers = build_wheel(recipe, toolchain, options, logger)
     with logger.step("audit"):
         report = audit_wheel(wheel, toolchain, recipe.wheel.system_libraries)
@@ -208,22 +277,25 @@ def smoke_env(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
 
 def host_reference_wheel(recipe: Recipe, toolchain: Toolchain, host: Toolchain, wheel: Path,
                          options: BuildOptions, logger: Logger) -> Path:
-    """The host's wheel of the same recipe, whose smoke outputs the target's must match."""
+    """The host's wheel of the same recipe, whose smoke outputs the target's must match: the
+    host work directory's finished wheel of the same inputs, else built now (under the host
+    work directory's lock), copied into this target's work directory."""
     if toolchain.name == host.name:
         return wheel
-    existing = work_dir_for(recipe, host, options) / "wheelhouse" / wheel_filename(recipe, host)
-    if existing.is_file():
-        return existing
-    with logger.step(f"build the host reference ({host.name}) to check outputs against"):
-        host_wheel, _, _ = build_wheel(recipe, host, options, logger)
-    return host_wheel
+    with work_lock(recipe, host, options, logger):
+        host_wheel = complete_wheel(recipe, host, options,
+                                    fetch_sources(recipe, host, options, logger))
+        if host_wheel is None:
+            with logger.step(f"build the host reference ({host.name}) to check outputs against"):
+                host_wheel, _, _ = build_wheel(recipe, host, options, logger)
+        reference = work_dir_for(recipe, toolchain, options) / "reference" / host_wheel.name
+        atomic_copy(host_wheel, reference)
+    return reference
 
 
 def publish(wheel: Path, dist_dir: Path) -> Path:
-    """Copy into ``dist/`` under a temp name, then rename: dist never holds a partial wheel."""
-    dist_dir.mkdir(parents=True, exist_ok=True)
+    """Copy into ``dist/`` under a process-unique temporary name, then rename: a dist
+    directory (even one that several builds share) never holds a partial wheel."""
     final = dist_dir / wheel.name
-    tmp = dist_dir / f".{wheel.name}.tmp"
-    shutil.copyfile(wheel, tmp)
-    os.replace(tmp, final)
+    atomic_copy(wheel, final, durable=True)
     return final

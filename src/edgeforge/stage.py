@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import BuildError, ConfigError, MissingToolError
+from .fsutil import atomic_directory
 from .log import Logger
 from .recipe import Recipe
 
@@ -64,10 +65,19 @@ def _python_files(package_dir: Path, package: str) -> dict[str, Path]:
 def stage(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: Path,
           logger: Logger, musl_soname: str | None = None) -> Staged:
     """Copy what the recipe's ``[[stage]]`` entries name into ``stage_dir``; strip ELF files
-    (and, for musl targets, name musl's libc by its soname ``musl_soname``)."""
-    if stage_dir.exists():
-        shutil.rmtree(stage_dir)
-    stage_dir.mkdir(parents=True)
+    (and, for musl targets, name musl's libc by its soname ``musl_soname``).
+
+    The tree is filled in a process-unique directory beside ``stage_dir`` and renamed into
+    place complete: an interrupted stage leaves no ``stage_dir`` that looks finished."""
+    with atomic_directory(stage_dir) as tmp:
+        staged = _stage_into(recipe, expand, tmp, strip, logger, musl_soname)
+    moved = {name: stage_dir / path.relative_to(tmp) if path.is_relative_to(tmp) else path
+             for name, path in staged.files.items()}
+    return Staged(files=moved, licenses=staged.licenses)
+
+
+def _stage_into(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: Path,
+                logger: Logger, musl_soname: str | None) -> Staged:
     package = recipe.wheel.package
     files: dict[str, Path] = {}
     for rel in recipe.wheel.python_sources:

@@ -3,8 +3,8 @@
 The same spec and the same file contents give the same bytes: every entry has the date of
 SOURCE_DATE_EPOCH (argument, else environment, else 1980-01-01), fixed permissions, a fixed
 compression level, and the entries are sorted with the ``.dist-info`` directory last and its
-RECORD last of all. The file is written to a temporary name in ``out_dir``, synced, and
-renamed into place: a failure leaves nothing behind.
+RECORD last of all. The file is written to a process-unique temporary name in ``out_dir``,
+synced, and renamed into place (``fsutil.atomic_path``): a failure leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import io
 import itertools
 import os
 import re
-import secrets
 import stat
 import time
 import zipfile
@@ -34,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import __version__
 from .errors import ConfigError
+from .fsutil import atomic_path
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest date a zip can hold
 _MAX_ZIP_EPOCH = 4354819199  # 2107-12-31T23:59:59Z, the latest
@@ -394,45 +394,12 @@ def write_wheel(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / spec.filename
-    tmp, fd = _create_temp(final)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=COMPRESSION,
-                                 compresslevel=COMPRESS_LEVEL) as zf:
-                for entry in [*entries, record]:
-                    zf.writestr(_zipinfo(entry.arcname, entry.mode, date_time), entry.data,
-                                compress_type=COMPRESSION, compresslevel=COMPRESS_LEVEL)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(out_dir)
+    with (atomic_path(final, durable=True) as tmp, tmp.open("wb") as raw,
+          zipfile.ZipFile(raw, "w", compression=COMPRESSION, compresslevel=COMPRESS_LEVEL) as zf):
+        for entry in [*entries, record]:
+            zf.writestr(_zipinfo(entry.arcname, entry.mode, date_time), entry.data,
+                        compress_type=COMPRESSION, compresslevel=COMPRESS_LEVEL)
     return final
-
-
-def _create_temp(final: Path) -> tuple[Path, int]:
-    """A new hidden file next to ``final``, created with 0o666 minus the umask."""
-    while True:
-        tmp = final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:  # pragma: no cover - 48 random bits
-            continue
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. a platform without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def _wheel_metadata_file(path: Path, name: str) -> Message:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingToolError
+from ..fsutil import atomic_write_text
 from ..log import Logger
 from ..recipe import CMakeBuild
 from ..toolchain import Toolchain
@@ -39,13 +40,21 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     build_dir = work_dir / "build"
     src = source_dir / spec.subdir if spec.subdir else source_dir
     # A build directory belongs to one source tree: new sources (a patch, a new pin) get a
-    # clean one (CMake refuses to switch; the compiler cache keeps the rebuild cheap).
+    # clean one (CMake refuses to switch; the compiler cache keeps the rebuild cheap). The
+    # marker is written only once a configure finished, and removed before the next one
+    # starts: a configure that was killed half-way (its CMakeCache.txt and compiler checks
+    # half-written) leaves no marker, and the next build starts from a clean directory too.
+    # An interrupted compile keeps its marker: ninja's log knows which outputs are complete,
+    # and ninja removes the outputs of the commands it had to stop.
     marker = work_dir / "configured-from"
-    if build_dir.exists() and (not marker.is_file() or marker.read_text() != str(src)):
-        logger.info("sources changed since the last build: starting a clean build directory")
+    configured = marker.read_text() if marker.is_file() else None
+    if build_dir.exists() and configured != str(src):
+        why = ("the last configure did not finish" if configured is None
+               else "sources changed since the last build")
+        logger.info(f"{why}: starting a clean build directory")
         shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(str(src))
+    marker.unlink(missing_ok=True)
     log = work_dir / "build.log"
     log.write_text("")
     toolchain_file = cmake_toolchain_file(toolchain, compilers, work_dir / "toolchain.cmake")
@@ -78,6 +87,7 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     logger.info(f"configuring {src.relative_to(source_dir.parent)} for {toolchain.name} "
                 f"({compilers.description})")
     configure = run_logged(argv, log_path=log, logger=logger, what="cmake configure", env=env)
+    atomic_write_text(marker, str(src))
 
     build_argv = [cmake, "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 2)]
     for target in spec.targets:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MissingToolError
+from ..fsutil import atomic_write_text
 from ..toolchain import Toolchain
+from .zig import stable_zig
 
 # binutils triplets whose `strip` understands each arch's ELF files (Debian: binutils-<triplet>)
 BINUTILS = {
@@ -77,11 +79,8 @@ def find_launcher() -> str | None:
 
 
 def _write_script(path: Path, lines: list[str]) -> Path:
-    text = "#!/bin/sh\n" + "\n".join(lines) + "\n"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
+    # A process-unique temporary name: two builds of one target may rewrite it at once.
+    atomic_write_text(path, "#!/bin/sh\n" + "\n".join(lines) + "\n", mode=0o755)
     return path
 
 
@@ -166,8 +165,8 @@ def write_compilers(toolchain: Toolchain, bin_dir: Path, cache_dir: Path) -> Com
     env: dict[str, str] = {}
     if toolchain.backend == "zig":
         assert toolchain.zig is not None
-        zig = zig_executable()
-        version = zig_version(zig)
+        version = zig_version(zig_executable())
+        zig = stable_zig(zig_executable(), cache_dir, version)  # one path: warm caches
         target = toolchain.zig.target
         flags += list(toolchain.zig.flags)
         desc = f"zig {version} for {target} {' '.join(flags)}".strip()
@@ -250,7 +249,5 @@ def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path)
     if compilers.launcher:
         lines += [f'set(CMAKE_C_COMPILER_LAUNCHER "{compilers.launcher}")',
                   f'set(CMAKE_CXX_COMPILER_LAUNCHER "{compilers.launcher}")']
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
