@@ -90,7 +90,7 @@ def release(config: ReleaseConfig, out: Path, cells: Sequence[Cell], packages: b
                 artifacts.append(build_cell(cell, staging, options, logger, host))
         if packages:
             for package in config.packages:
-                with logger.step(f"release package {package.directory.name}"):
+                with logger.step(f"release package {package.name} ({package.directory})"):
                     artifacts += build_package(package, staging, logger)
         finish(staging, artifacts)
     return artifacts

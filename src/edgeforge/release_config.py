@@ -57,6 +57,7 @@ class Package:
     """A project directory whose sdist (and, for a pure package, wheel) the release holds."""
 
     directory: Path
+    name: str  # [project] name
     backend: str
 
     @property
@@ -100,9 +101,10 @@ def _project(t: tomlfile.Table, key: str, spelled: str, base: Path) -> Package:
     pyproject = directory / "pyproject.toml"
     if not pyproject.is_file():
         raise t.error(key, f"{directory} has no pyproject.toml")
-    system = tomlfile.Table(tomlfile.load(pyproject), pyproject).table("build-system")
-    backend = system.str("build-backend", "setuptools.build_meta:__legacy__")
-    return Package(directory=directory, backend=backend)
+    doc = tomlfile.Table(tomlfile.load(pyproject), pyproject)
+    name = doc.table("project", required=True).str("name", required=True)
+    backend = doc.table("build-system").str("build-backend", "setuptools.build_meta:__legacy__")
+    return Package(directory=directory, name=name, backend=backend)
 
 
 def load_release_config(path: Path, recipe_dirs: Sequence[Path],
