@@ -17,10 +17,12 @@ In both cases PYTHONHOME is ROOT/usr, so the stdlib comes from the root.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingToolError, SmokeError
@@ -133,3 +135,51 @@ def install_wheels(root: DebianRoot, wheels: Sequence[Path], platform_tags: Sequ
             "that its python tag accepts that Python version."
         )
     return dest
+
+
+@dataclass(frozen=True)
+class RootInstall:
+    """What the root's own pip did: the wheels it chose and where it put them."""
+
+    chosen: tuple[str, ...]  # file names of the wheels pip installed, in its order
+    site_dirs: tuple[Path, ...]  # host paths to put on the root Python's PYTHONPATH
+    output: str
+
+
+_PROCESSING = re.compile(r"^\s*Processing \S*?([^/\s]+\.whl)\s*$", re.MULTILINE)
+
+
+def install_with_root_pip(root: DebianRoot, toolchain: Toolchain, requirements: Sequence[str],
+                          find_links: Path, prefix: Path, *, python: str | None = None,
+                          timeout: float = 900.0) -> RootInstall:
+    """Install ``requirements`` with the root's own pip (its ``python -m pip``, Debian's
+    python3-pip), offline from ``find_links``: no ``--platform``, so the root interpreter's
+    own tag logic (its glibc, its machine, its implementation) picks each wheel.
+
+    ``python`` is the interpreter inside the root (default ``root.python``; e.g.
+    ``/usr/bin/pypy3``, which sees Debian's pip in /usr/lib/python3/dist-packages).
+    ``--prefix`` keeps the root's own packages (Debian's numpy) visible to the resolver and
+    skips PEP 668's externally-managed refusal, which guards the system's site, not a prefix
+    (``--target`` would reinstall every dependency). No configuration file is read (the
+    host's would add its indexes: the root's Python sees the host's /etc).
+    """
+    python = python or (None if root.python is None else str(root.python))
+    if python is None:
+        raise SmokeError(f"{root.path.name} has no Python to run pip with")
+    if not requirements:
+        raise SmokeError("install_with_root_pip needs at least one requirement")
+    argv = [python, "-m", "pip", "install", "--no-index", "--find-links", str(find_links),
+            "--prefix", str(prefix), "--no-cache-dir", "--disable-pip-version-check",
+            "--no-warn-script-location", "--no-compile", *requirements]
+    proc = run_in_root(root, toolchain, argv, env={"PIP_CONFIG_FILE": os.devnull},
+                       timeout=timeout)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        tail = "\n".join(output.strip().splitlines()[-20:])
+        raise SmokeError(
+            f"{python} -m pip in {root.path.name} could not install {' '.join(requirements)} "
+            f"from {find_links} (exit {proc.returncode}):\n{tail}\n"
+            "pip accepts only wheels whose tags its interpreter supports: check the wheel "
+            "directory holds one for this userland (its machine, glibc and Python).")
+    site_dirs = sorted({d.parent for d in Path(prefix).rglob("*.dist-info") if d.is_dir()})
+    return RootInstall(tuple(_PROCESSING.findall(output)), tuple(site_dirs), output)
