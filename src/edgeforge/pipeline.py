@@ -63,7 +63,8 @@ class BuildOptions:
 
     @property
     def work_root(self) -> Path:
-        return self.work_dir or self.cache_dir / "work"
+        # absolute: CMake gets these paths from inside its build directory
+        return (self.work_dir or self.cache_dir / "work").absolute()
 
     @property
     def fetch_options(self) -> fetch.FetchOptions:

@@ -32,7 +32,7 @@ def run_logged(argv: Sequence[str], *, log_path: Path, logger: Logger, what: str
     full_env = {**os.environ, **(env or {})}
     start = time.monotonic()
     last_report = 0.0
-    with log_path.open("a") as log:
+    with log_path.open("a", buffering=1) as log:  # line by line: others watch the log
         log.write(f"$ {' '.join(argv)}\n")
         log.flush()
         # A session of its own: the build's processes are stopped as one group when edgeforge
