@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
+from fetch_support import tarball
 
 from edgeforge import debian, fetch
 from edgeforge.errors import ChecksumError, FetchError, UnsafeArchiveError
 from edgeforge.log import Logger
 from edgeforge.recipe import Location, Source
-
-
-def _tarball(path: Path, members: dict[str, bytes], links: dict[str, str] | None = None) -> str:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name, target in (links or {}).items():
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE
-            info.linkname = target
-            tar.addfile(info)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -52,7 +36,7 @@ def _no_partial_files(cache: Path) -> None:
 def test_download_verifies_and_caches(tmp_path: Path, opts: fetch.FetchOptions,
                                       logger: Logger) -> None:
     archive = tmp_path / "demo-1.0.tar.gz"
-    sha = _tarball(archive, {"demo-1.0/a.txt": b"hello"})
+    sha = tarball(archive, {"demo-1.0/a.txt": b"hello"})
     src = _source(Location(url=archive.as_uri(), debian_pool=None, sha256=sha))
     got = fetch.fetch_source(src, opts, logger)
     assert got == opts.cache_dir / "downloads" / sha / "demo-1.0.tar.gz"
@@ -65,8 +49,8 @@ def test_download_verifies_and_caches(tmp_path: Path, opts: fetch.FetchOptions,
 def test_tampered_archive_is_refused_and_nothing_kept(tmp_path: Path, opts: fetch.FetchOptions,
                                                       logger: Logger) -> None:
     archive = tmp_path / "demo-1.0.tar.gz"
-    sha = _tarball(archive, {"demo-1.0/a.txt": b"hello"})
-    _tarball(archive, {"demo-1.0/a.txt": b"evil"})  # same name, other bytes
+    sha = tarball(archive, {"demo-1.0/a.txt": b"hello"})
+    tarball(archive, {"demo-1.0/a.txt": b"evil"})  # same name, other bytes
     src = _source(Location(url=archive.as_uri(), debian_pool=None, sha256=sha))
     with pytest.raises(FetchError) as err:
         fetch.fetch_source(src, opts, logger)
@@ -78,7 +62,7 @@ def test_tampered_archive_is_refused_and_nothing_kept(tmp_path: Path, opts: fetc
 def test_corrupt_cache_entry_is_replaced(tmp_path: Path, opts: fetch.FetchOptions,
                                          logger: Logger) -> None:
     archive = tmp_path / "demo-1.0.tar.gz"
-    sha = _tarball(archive, {"demo-1.0/a.txt": b"hello"})
+    sha = tarball(archive, {"demo-1.0/a.txt": b"hello"})
     src = _source(Location(url=archive.as_uri(), debian_pool=None, sha256=sha))
     cached = fetch.fetch_source(src, opts, logger)
     cached.write_bytes(b"bit rot")
@@ -88,7 +72,7 @@ def test_corrupt_cache_entry_is_replaced(tmp_path: Path, opts: fetch.FetchOption
 def test_mirrors_in_order_and_every_failure_listed(tmp_path: Path, opts: fetch.FetchOptions,
                                                    logger: Logger) -> None:
     archive = tmp_path / "demo-1.0.tar.gz"
-    sha = _tarball(archive, {"demo-1.0/a.txt": b"hello"})
+    sha = tarball(archive, {"demo-1.0/a.txt": b"hello"})
     missing = Location(url=(tmp_path / "gone.tar.gz").as_uri(), debian_pool=None, sha256=sha)
     good = Location(url=archive.as_uri(), debian_pool=None, sha256=sha)
     assert fetch.fetch_source(_source(missing, good), opts, logger)
@@ -103,7 +87,7 @@ def test_mirrors_in_order_and_every_failure_listed(tmp_path: Path, opts: fetch.F
 def test_offline_uses_only_the_cache(tmp_path: Path, opts: fetch.FetchOptions,
                                      logger: Logger) -> None:
     archive = tmp_path / "demo-1.0.tar.gz"
-    sha = _tarball(archive, {"demo-1.0/a.txt": b"hello"})
+    sha = tarball(archive, {"demo-1.0/a.txt": b"hello"})
     src = _source(Location(url=archive.as_uri(), debian_pool=None, sha256=sha))
     offline = fetch.FetchOptions(cache_dir=opts.cache_dir, offline=True)
     with pytest.raises(FetchError, match="--offline"):
@@ -115,7 +99,7 @@ def test_offline_uses_only_the_cache(tmp_path: Path, opts: fetch.FetchOptions,
 def test_unpinned_location_is_refused_unless_locked(tmp_path: Path, opts: fetch.FetchOptions,
                                                     logger: Logger) -> None:
     archive = tmp_path / "demo-1.0.tar.gz"
-    sha = _tarball(archive, {"demo-1.0/a.txt": b"hello"})
+    sha = tarball(archive, {"demo-1.0/a.txt": b"hello"})
     loc = Location(url=archive.as_uri(), debian_pool=None, sha256=None)
     with pytest.raises(FetchError, match="edgeforge lock"):
         fetch.fetch_source(_source(loc), opts, logger)
@@ -133,7 +117,7 @@ def test_unsafe_archives_are_refused(tmp_path: Path, members: dict[str, bytes],
                                      links: dict[str, str] | None, opts: fetch.FetchOptions,
                                      logger: Logger) -> None:
     archive = tmp_path / "evil.tar.gz"
-    sha = _tarball(archive, members, links)
+    sha = tarball(archive, members, links)
     src = _source(Location(url=archive.as_uri(), debian_pool=None, sha256=sha))
     got = fetch.fetch_source(src, opts, logger)
     with pytest.raises(UnsafeArchiveError):
@@ -182,7 +166,7 @@ def test_member_only_extraction(tmp_path: Path, opts: fetch.FetchOptions,
                                 logger: Logger) -> None:
     """A source carried inside a bigger archive: only its subdirectory reaches the disk."""
     archive = tmp_path / "big-1.0.tar.gz"
-    sha = _tarball(archive, {"big-1.0/third_party/ruy/src/ruy/ruy.h": b"ruy",
+    sha = tarball(archive, {"big-1.0/third_party/ruy/src/ruy/ruy.h": b"ruy",
                              "big-1.0/third_party/ruy/src/LICENSE": b"Apache",
                              "big-1.0/chrome/huge.cc": b"x" * 1000})
     src = Source(name="ruy", locations=(
@@ -198,7 +182,7 @@ def test_member_only_extraction(tmp_path: Path, opts: fetch.FetchOptions,
 def test_missing_member_is_a_clear_error(tmp_path: Path, opts: fetch.FetchOptions,
                                          logger: Logger) -> None:
     archive = tmp_path / "big-1.0.tar.gz"
-    sha = _tarball(archive, {"big-1.0/a.txt": b"a"})
+    sha = tarball(archive, {"big-1.0/a.txt": b"a"})
     src = Source(name="ruy", locations=(
         Location(url=archive.as_uri(), debian_pool=None, sha256=sha, member="third_party/x"),))
     with pytest.raises(FetchError, match="third_party/x"):

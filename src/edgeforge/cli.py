@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, fetch, pipeline, release
+from . import __version__, fetch, pipeline, release, sources
 from .errors import EdgeforgeError
-from .lock import lock_recipe, read_lock
+from .lock import format_tree_reports, lock_recipe, lock_trees, read_lock
 from .log import Logger
 from .recipe import resolve_recipe
 from .release_config import DEFAULT_CONFIG, load_release_config
-from .resources import SearchPath
+from .resources import SearchPath, list_toml
 from .toolchain import BACKENDS, available_targets, host_target_name, load_toolchain, resolve_target
 
 
@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
 
     lk = sub.add_parser("lock", help="record sha256s of a recipe's unpinned URLs (needs network)")
     lk.add_argument("recipe")
+    lk.add_argument("--tree", action="store_true",
+                    help="instead: compute each source's tree hash from every URL it can fetch "
+                         "and print the `tree = ...` lines for the recipe")
+
+    sc = sub.add_parser("sources", help="ask every URL of every source, without downloading")
+    scsub = sc.add_subparsers(dest="sources_command", required=True)
+    scc = scsub.add_parser("check", help="HEAD (or a 1-byte ranged GET) per URL; a table of "
+                                         "status, size and each source's last reachable URL")
+    scc.add_argument("recipe", nargs="?", default=None,
+                     help="one recipe (name or path); default: every recipe on the search path")
 
     r = sub.add_parser("release", help="a matrix of recipes x targets, the packages, SHA256SUMS, "
                                        "manifest and a simple index in one directory")
@@ -130,7 +140,7 @@ def cmd_fetch(args: argparse.Namespace, search: SearchPath, cache_dir: Path, log
     toolchain = resolve_target(args.target, directories=search.toolchains)
     opts = fetch.FetchOptions(cache_dir=cache_dir, offline=args.offline, locked=read_lock(recipe))
     for source in recipe.sources_for(toolchain.arch, toolchain.libc):
-        path = fetch.fetch_source(source, opts, logger)
+        path = fetch.fetch_tree(source, opts, logger)
         print(f"{source.name}: {path}")
     return 0
 
@@ -198,10 +208,17 @@ def _main(argv: Sequence[str] | None) -> int:
             return cmd_fetch(args, search, cache_dir, logger)
         if args.command == "release":
             return cmd_release(args, search, cache_dir, logger)
+        if args.command == "lock" and args.tree:
+            reports = lock_trees(resolve_recipe(args.recipe, search.recipes), cache_dir, logger)
+            print(format_tree_reports(reports))
+            return 0 if all(r.agreed for r in reports) else 1
         if args.command == "lock":
             path = lock_recipe(resolve_recipe(args.recipe, search.recipes), cache_dir, logger)
             print(f"wrote {path}")
             return 0
+        if args.command == "sources":
+            names = [args.recipe] if args.recipe else list_toml(search.recipes)
+            return sources.check_command([resolve_recipe(n, search.recipes) for n in names])
     except EdgeforgeError as err:
         print(f"edgeforge: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -2,7 +2,17 @@
 
 Layout under the cache directory:
   downloads/<sha256>/<filename>     verified downloads (never a partial file under this name)
-  src/<key>/                        extracted (and patched) trees; ``.complete`` written last
+  downloads/<sha256>/<filename>.<start>-<end>.tar
+                                    the tar entries of one member, fetched by ranged GETs of
+                                    the xz blocks covering them (edgeforge.xzrange)
+  downloads/locks/                  one lock per download: two processes never fetch one file
+  src/<key>/                        extracted (and patched) trees; ``.complete`` written last,
+                                    only after the tree hash matched the recipe's
+
+A source with a ``tree`` hash is verified by what its archive extracts to: every location must
+give that tree, and one that does not is refused (its error names the URL and both hashes)
+and the next location is tried. Its extracted tree is keyed by the tree hash, so a cached tree
+serves every location and a re-run downloads nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +33,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from . import debian
+from . import debian, treehash, xzrange
 from .errors import ChecksumError, ConfigError, FetchError, UnsafeArchiveError
+from .fsutil import atomic_write_bytes, file_lock
+from .fsutil import sha256_file as sha256_file
 from .log import Logger
 from .recipe import Location, Source
 
@@ -50,12 +62,8 @@ class FetchOptions:
     timeout: float = 60.0
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+class TreeMismatchError(FetchError):
+    """A location's archive extracts to another tree than the recipe pins."""
 
 
 def resolve_url(location: Location) -> str:
@@ -72,21 +80,32 @@ def cached_path(opts: FetchOptions, sha256: str, location: Location) -> Path:
     return opts.cache_dir / "downloads" / sha256 / location.filename
 
 
-def fetch_source(source: Source, opts: FetchOptions, logger: Logger) -> Path:
-    """Return the verified archive of ``source``, downloading it if the cache lacks it.
+def _download_lock(opts: FetchOptions, location: Location) -> Path:
+    key = hashlib.sha256(location.display.encode()).hexdigest()[:24]
+    return opts.cache_dir / "downloads" / "locks" / f"{location.filename[:60]}.{key}.lock"
 
-    Locations are tried in order; if every one fails, the error lists each URL and why.
+
+def fetch_location(source: Source, location: Location, opts: FetchOptions,
+                   logger: Logger) -> Path:
+    """The archive of one location: from the cache (sha256 checked) or downloaded.
+
+    Under a lock per download, so a second process fetching the same file waits for the first
+    and then finds it in the cache. A location without sha256 is fetched only when the source's
+    tree hash will verify it (or for `edgeforge lock`).
     """
-    failures: list[str] = []
-    for location in source.locations:
-        sha = _pinned_sha(location, opts)
-        if sha is None and not opts.allow_unpinned:
-            failures.append(f"{location.display}: unpinned (no sha256); run `edgeforge lock` "
-                            "with network access to record it in the recipe's lock file")
-            continue
+    sha = _pinned_sha(location, opts)
+    if sha is None and source.tree is None and not opts.allow_unpinned:
+        raise FetchError("unpinned (no sha256); run `edgeforge lock` with network access to "
+                         "record it in the recipe's lock file")
+    with file_lock(_download_lock(opts, location), f"the download of {location.filename}",
+                   logger.info):
         if sha is not None:
             target = cached_path(opts, sha, location)
+            if location.member_range is not None:
+                target = member_path(target, location.member_range)
             if target.is_file():
+                if location.member_range is not None:  # its tree hash checks it on extraction
+                    return target
                 actual = sha256_file(target)
                 if actual == sha:
                     logger.debug(f"{source.name}: cached {target}")
@@ -94,14 +113,73 @@ def fetch_source(source: Source, opts: FetchOptions, logger: Logger) -> Path:
                 logger.warning(f"{target} is corrupt (sha256 {actual}); removing it")
                 target.unlink()
         if opts.offline:
-            failures.append(f"{location.display}: not in the cache and --offline is set")
-            continue
+            raise FetchError("not in the cache and --offline is set")
+        if location.member_range is not None and sha is not None:
+            try:
+                return download_member(location, sha, opts, logger)
+            except xzrange.RangeUnsupported as err:
+                logger.warning(f"{location.display}: {err}; downloading the whole file instead")
+        return download(location, sha, opts, logger)
+
+
+def _failed(source: Source, failures: list[str]) -> FetchError:
+    lines = "\n".join(f"  - {f}" for f in failures)
+    return FetchError(f"could not fetch source {source.name!r}; every location failed:\n{lines}")
+
+
+def fetch_source(source: Source, opts: FetchOptions, logger: Logger) -> Path:
+    """Return the verified archive of ``source`` (sha256 only; ``fetch_tree`` also checks the
+    tree), downloading it if the cache lacks it.
+
+    Locations are tried in order; if every one fails, the error lists each URL and why.
+    """
+    failures: list[str] = []
+    for location in source.locations:
         try:
-            return download(location, sha, opts, logger)
+            return fetch_location(source, location, opts, logger)
         except (FetchError, ConfigError) as err:
             failures.append(f"{location.display}: {err}")
-    lines = "\n".join(f"  - {f}" for f in failures)
-    raise FetchError(f"could not fetch source {source.name!r}; every location failed:\n{lines}")
+    raise _failed(source, failures)
+
+
+def fetch_tree(source: Source, opts: FetchOptions, logger: Logger) -> Path:
+    """The extracted, tree-verified and patched tree of ``source`` (its archive when the source
+    is not extracted). Locations are tried in order until one gives the pinned tree."""
+    if not source.extract:
+        return fetch_source(source, opts, logger)
+    if source.tree is not None:
+        cached = _tree_dir(opts, _tree_key(source, None, 0, None))
+        if (cached / ".complete").is_file():
+            logger.debug(f"{source.name}: cached tree {cached}")
+            return cached
+    failures: list[str] = []
+    for location in source.locations:
+        try:
+            archive = fetch_location(source, location, opts, logger)
+        except (FetchError, ConfigError) as err:
+            failures.append(f"{location.display}: {err}")
+            continue
+        try:
+            return prepare_source(source, archive, opts, logger, location)
+        except FetchError as err:  # another tree, an unsafe or broken archive
+            failures.append(f"{location.display}: {err}")
+            logger.warning(f"{err}; trying the next location" if isinstance(
+                err, TreeMismatchError) else f"{location.display}: {err}")
+            _discard_unpinned(archive, location, opts, logger)
+    raise _failed(source, failures)
+
+
+def _discard_unpinned(archive: Path, location: Location, opts: FetchOptions,
+                      logger: Logger) -> None:
+    """A refused archive that only its tree could have vouched for leaves the cache. (A file
+    with the recipe's own sha256 stays: it is exactly what was pinned.)"""
+    downloads = opts.cache_dir / "downloads"
+    if downloads not in archive.parents:
+        return
+    if location.member_range is None and _pinned_sha(location, opts) is not None:
+        return
+    logger.warning(f"removing the refused {archive}")
+    archive.unlink(missing_ok=True)
 
 
 def _pip_download(location: Location, staging: Path, logger: Logger) -> Path:
@@ -178,6 +256,28 @@ def download(location: Location, sha256: str | None, opts: FetchOptions, logger:
         tmp.unlink(missing_ok=True)
 
 
+def member_path(archive: Path, member_range: tuple[int, int]) -> Path:
+    start, end = member_range
+    return archive.with_name(f"{archive.name}.{start}-{end}.tar")
+
+
+def download_member(location: Location, sha256: str, opts: FetchOptions,
+                    logger: Logger) -> Path:
+    """The tar entries of ``location.member_range``, by ranged GETs of the covering xz blocks;
+    cached under the archive's sha256 and the range."""
+    assert location.member_range is not None
+    start, end = location.member_range
+    target = member_path(cached_path(opts, sha256, location), location.member_range)
+    client = xzrange.RangeClient(resolve_url(location), opts.timeout, logger)
+    data = xzrange.fetch_range(client, start, end, f"downloading {location.member} of "
+                               f"{location.filename} (ranged)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, data)
+    logger.info(f"fetched {location.member} of {location.filename}: {client.downloaded} bytes "
+                f"by ranged GETs, {len(data)} bytes of tar")
+    return target
+
+
 # ---------------------------------------------------------------------------- extraction
 
 
@@ -210,11 +310,11 @@ def _select(rel: PurePosixPath | None, only: PurePosixPath | None) -> PurePosixP
 
 
 def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int,
-                 only: PurePosixPath | None = None) -> None:
+                 only: PurePosixPath | None = None, exclude: tuple[str, ...] = ()) -> None:
     links: list[tuple[Path, str, bool]] = []
     for member in tar:
         rel = _select(_strip(member.name, components), only)
-        if rel is None:
+        if rel is None or treehash.excluded(rel, exclude):
             continue
         out = dest / rel
         if member.isdir():
@@ -231,7 +331,7 @@ def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int,
             links.append((out, member.linkname, True))
         elif member.islnk():
             target = _select(_strip(member.linkname, components), only)
-            if target is None:
+            if target is None or treehash.excluded(target, exclude):
                 raise UnsafeArchiveError(f"hard link {member.name} has no target in the tree")
             links.append((out, str(target), False))
         # devices, fifos and the like are skipped: sources never need them
@@ -246,11 +346,11 @@ def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int,
 
 
 def _extract_zip(archive: Path, dest: Path, components: int,
-                 only: PurePosixPath | None = None) -> None:
+                 only: PurePosixPath | None = None, exclude: tuple[str, ...] = ()) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             rel = _select(_strip(info.filename, components), only)
-            if rel is None:
+            if rel is None or treehash.excluded(rel, exclude):
                 continue
             out = dest / rel
             mode = info.external_attr >> 16
@@ -284,65 +384,97 @@ def _ar_members(archive: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _extract_deb(archive: Path, dest: Path, components: int,
-                 only: PurePosixPath | None = None) -> None:
+                 only: PurePosixPath | None = None, exclude: tuple[str, ...] = ()) -> None:
     for name, payload in _ar_members(archive):
         if name.startswith("data.tar"):
             with tarfile.open(fileobj=io.BytesIO(payload), mode="r:*") as tar:
-                _extract_tar(tar, dest, components, only)
+                _extract_tar(tar, dest, components, only, exclude)
             return
     raise FetchError(f"{archive.name} has no data.tar member")
 
 
-def extract(archive: Path, dest: Path, strip_components: int, member: str | None = None) -> None:
+def extract(archive: Path, dest: Path, strip_components: int, member: str | None = None,
+            exclude: tuple[str, ...] = ()) -> None:
     """Extract safely: no absolute paths, no ``..``, no links pointing out of ``dest``.
 
     With ``member``, only that subdirectory (after stripping) is extracted, streamed: a
-    source carried inside a much bigger archive never lands on disk whole.
+    source carried inside a much bigger archive never lands on disk whole. Paths matching an
+    ``exclude`` glob (relative to the extracted tree) are left out.
     """
     dest.mkdir(parents=True, exist_ok=True)
     name = archive.name
     only = _strip(member, 0) if member else None
     try:
         if name.endswith((".zip", ".whl")) or zipfile.is_zipfile(archive):
-            _extract_zip(archive, dest, strip_components, only)
+            _extract_zip(archive, dest, strip_components, only, exclude)
         elif name.endswith(".deb"):
-            _extract_deb(archive, dest, strip_components, only)
+            _extract_deb(archive, dest, strip_components, only, exclude)
         else:
             with tarfile.open(archive, mode="r|*") as tar:  # streamed: big archives stay cheap
-                _extract_tar(tar, dest, strip_components, only)
+                _extract_tar(tar, dest, strip_components, only, exclude)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
         raise FetchError(f"cannot extract {archive}: {err}") from None
 
 
-def _tree_key(archive_sha: str, source: Source, strip: int, member: str | None) -> str:
-    h = hashlib.sha256(f"v2:{archive_sha}:{strip}:{member}".encode())  # v2: member-only trees
+def _tree_key(source: Source, archive_sha: str | None, strip: int, member: str | None) -> str:
+    """The cache key of a source's extracted tree: its tree pin when it has one (any location
+    gives that tree), else the archive and its layout; plus the patches either way."""
+    if source.tree is not None:
+        h = hashlib.sha256(f"v3:{source.tree}".encode())
+    else:
+        h = hashlib.sha256(f"v2:{archive_sha}:{strip}:{member}".encode())  # v2: member-only
+        for pattern in source.exclude:
+            h.update(f":exclude:{pattern}".encode())
     for patch in source.patches:
         h.update(patch.read_bytes())
     return f"{source.name}-{h.hexdigest()[:16]}"
 
 
-def prepare_source(source: Source, archive: Path, opts: FetchOptions, logger: Logger) -> Path:
+def _tree_dir(opts: FetchOptions, key: str) -> Path:
+    return opts.cache_dir / "src" / key
+
+
+def extracted_tree_hash(source: Source, archive: Path, location: Location, dest: Path) -> str:
+    """Extract ``archive`` into the empty ``dest`` as ``source`` lays it out and hash it."""
+    strip, member = source.layout_for(location)
+    extract(archive, dest, strip, member, source.exclude)
+    if member and not any(dest.iterdir()):
+        raise FetchError(f"{archive.name} has no {member}/ directory")
+    return treehash.tree_hash(dest)
+
+
+def prepare_source(source: Source, archive: Path, opts: FetchOptions, logger: Logger,
+                   location: Location | None = None) -> Path:
     """The extracted and patched tree of ``source``, shared by every target's build.
 
-    Extraction happens in a temporary directory renamed into place once complete, so an
-    interrupted run never leaves a half-extracted tree under the final name.
+    Extraction happens in a temporary directory renamed into place once complete and, for a
+    source with a tree hash, only once the tree matched; so an interrupted run or a refused
+    archive never leaves a tree under the final name. Raises ``TreeMismatchError`` (naming the
+    URL and both hashes) when the archive extracts to another tree.
     """
     if not source.extract:
         return archive
-    strip, member = source.layout(archive)
+    location = location or source.location_of(archive)
+    strip, member = source.layout_for(location)
     root = opts.cache_dir / "src"
-    tree = root / _tree_key(archive.parent.name, source, strip, member)
-    if not (tree / ".complete").is_file():
-        root.mkdir(parents=True, exist_ok=True)
+    tree = _tree_dir(opts, _tree_key(source, archive.parent.name, strip, member))
+    if (tree / ".complete").is_file():
+        return tree
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / f".{tree.name}.lock", f"the extraction of {source.name}", logger.info):
+        if (tree / ".complete").is_file():  # another process finished it meanwhile
+            return tree
         staging = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=root))
         try:
             logger.info(f"extracting {archive.name}")
-            extract(archive, staging, strip, member)
-            if member and not any(staging.iterdir()):
-                raise FetchError(f"{archive.name} has no {member}/ directory")
+            actual = extracted_tree_hash(source, archive, location, staging)
+            if source.tree is not None and actual != source.tree:
+                raise TreeMismatchError(
+                    f"{location.display} extracts to tree {actual}, but the recipe pins "
+                    f"tree = {source.tree!r}: other code than the other URLs serve; refused")
             for patch in source.patches:
                 apply_patch(patch, staging, logger)
-            (staging / ".complete").write_text("ok\n")
+            (staging / ".complete").write_text(f"{actual}\n")
             if tree.exists():
                 shutil.rmtree(tree)
             os.replace(staging, tree)

@@ -138,8 +138,7 @@ def fetch_sources(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
     for source in recipe.sources_for(toolchain.arch, toolchain.libc):
         if source.smoke_only and not options.smoke:
             continue
-        archive = fetch.fetch_source(source, opts, logger)
-        trees[source.name] = fetch.prepare_source(source, archive, opts, logger)
+        trees[source.name] = fetch.fetch_tree(source, opts, logger)
     return trees
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import resources, tomlfile
+from . import resources, tomlfile, treehash
 from .errors import ConfigError
 
 RECIPES_DIR = resources.SHIPPED_RECIPES  # package data: found from an installed wheel too
@@ -30,7 +30,8 @@ class Location:
 
     Either ``url`` (any scheme urllib speaks: https, http, file) or ``debian_pool`` (a path
     under ``pool/main/`` of the Debian archive the machine's apt sources name).
-    ``sha256`` is None for an unpinned location: a normal build refuses it, ``edgeforge lock``
+    ``sha256`` is None for a location whose archive bytes are not pinned: verified by the
+    source's tree hash when it has one, else refused by a normal build until ``edgeforge lock``
     records its hash into the recipe's lock file.
     """
 
@@ -45,6 +46,10 @@ class Location:
     pypi: str | None = None
     pypi_platform: str | None = None
     pypi_python: str | None = None
+    # A tar.xz of independent blocks carrying ``member``: the uncompressed byte range
+    # [start, end) of the tar that holds the member's entries. Only the xz blocks covering it
+    # are fetched, by ranged GETs (edgeforge.xzrange); the tree hash proves the result.
+    member_range: tuple[int, int] | None = None
 
     @property
     def display(self) -> str:
@@ -71,17 +76,25 @@ class Source:
     extract: bool = True  # False: keep the downloaded file as it is
     member: str | None = None  # extract only this subdirectory (after strip-components)
     smoke_only: bool = False  # test data for the smoke step (models), not a build input
+    # ``sha256:<hex>`` over the extracted tree (edgeforge.treehash): every location must give it
+    tree: str | None = None
+    exclude: tuple[str, ...] = ()  # globs left out of the tree (e.g. a mirror's Files-Excluded)
 
     def location_of(self, archive: Path) -> Location:
         """The location a fetched archive came from (matched by its file name)."""
         for location in self.locations:
-            if location.filename == archive.name:
+            if archive.name == location.filename or (
+                    location.member_range is not None and
+                    archive.name == "{}.{}-{}.tar".format(location.filename,
+                                                          *location.member_range)):
                 return location
         return self.locations[0]
 
     def layout(self, archive: Path) -> tuple[int, str | None]:
         """(strip-components, member) for the archive, location settings first."""
-        loc = self.location_of(archive)
+        return self.layout_for(self.location_of(archive))
+
+    def layout_for(self, loc: Location) -> tuple[int, str | None]:
         strip = loc.strip_components if loc.strip_components is not None \
             else self.strip_components
         return strip, loc.member or self.member
@@ -179,7 +192,7 @@ class Recipe:
         return tuple(s for s in self.sources if s.applies_to(arch, libc))
 
 
-def _location(t: tomlfile.Table, recipe_dir: Path) -> Location:
+def _location(t: tomlfile.Table, recipe_dir: Path, has_tree: bool) -> Location:
     url = t.str("url")
     if url is not None and "{recipe_dir}" in url:  # local sources next to the recipe
         url = url.replace("{recipe_dir}", recipe_dir.as_posix())
@@ -188,9 +201,10 @@ def _location(t: tomlfile.Table, recipe_dir: Path) -> Location:
     if sum(x is not None for x in (url, pool, pypi)) != 1:
         raise t.error("url", "give exactly one of `url`, `debian-pool` or `pypi`")
     sha = t.str("sha256")
-    if sha is None and not t.bool("unpinned"):
-        raise t.error("sha256", "missing; every URL carries its sha256 (or `unpinned = true`, "
-                      "which `edgeforge lock` resolves)")
+    if sha is None and not t.bool("unpinned") and not has_tree:
+        raise t.error("sha256", "missing; every URL carries its sha256, or its source a `tree` "
+                      "hash that verifies it (or `unpinned = true`, which `edgeforge lock` "
+                      "resolves)")
     if sha is not None and not _SHA256.match(sha):
         raise t.error("sha256", f"not a lowercase hex sha256: {sha!r}")
     if pool is not None and (pool.startswith("/") or ".." in pool.split("/")):
@@ -200,17 +214,42 @@ def _location(t: tomlfile.Table, recipe_dir: Path) -> Location:
     member = t.str("member")
     pypi_platform = t.str("pypi-platform")
     pypi_python = t.str("pypi-python")
+    member_range = _member_range(t, member, sha)
     t.reject_unknown()
     return Location(url=url, debian_pool=pool, sha256=sha, strip_components=strip,
                     member=member, pypi=pypi, pypi_platform=pypi_platform,
-                    pypi_python=pypi_python)
+                    pypi_python=pypi_python, member_range=member_range)
+
+
+def _member_range(t: tomlfile.Table, member: str | None, sha: str | None
+                  ) -> tuple[int, int] | None:
+    raw = t._get("member-range", list, None, False)
+    if raw is None:
+        return None
+    if not (isinstance(raw, list) and len(raw) == 2 and all(type(v) is int for v in raw)
+            and 0 <= raw[0] < raw[1]):
+        raise t.error("member-range", f"give [start, end] byte offsets, start < end: {raw!r}")
+    if member is None or sha is None:
+        raise t.error("member-range", "needs `member` and the archive's `sha256` (the fetched "
+                      "blocks are cached under it)")
+    return raw[0], raw[1]
+
+
+def _tree(t: tomlfile.Table) -> str | None:
+    tree = t.str("tree")
+    if tree is not None and not treehash.is_tree_pin(tree):
+        raise t.error("tree", f"not a tree hash (sha256:<64 lowercase hex>): {tree!r}; "
+                      "`edgeforge lock --tree` records it")
+    return tree
 
 
 def _source(t: tomlfile.Table, recipe_dir: Path) -> Source:
     name = t.str("name", required=True)
     if not _NAME.match(name):
         raise t.error("name", f"not a valid source name: {name!r}")
-    locations = tuple(_location(u, recipe_dir) for u in t.tables("urls", required=True))
+    tree = _tree(t)
+    locations = tuple(_location(u, recipe_dir, tree is not None)
+                      for u in t.tables("urls", required=True))
     patches = []
     for rel in t.str_list("patches"):
         p = (recipe_dir / rel).resolve()
@@ -227,6 +266,8 @@ def _source(t: tomlfile.Table, recipe_dir: Path) -> Source:
         extract=t.bool("extract", True),
         member=t.str("member"),
         smoke_only=t.bool("smoke-only"),
+        tree=tree,
+        exclude=tuple(t.str_list("exclude")),
     )
     t.reject_unknown()
     return src
