@@ -201,6 +201,37 @@ def test_sigterm_mid_compile_then_a_rerun_builds_the_clean_wheel(
     assert _sha(dist / HOST_WHEEL) == _sha(clean_dist / HOST_WHEEL)
 
 
+@pytest.mark.slow
+def test_sigint_mid_configure_then_a_rerun_starts_a_clean_build_directory(
+        fixture_recipe: Path, edgeforge_cache: Path, tmp_path: Path,
+        host_pair: tuple[Path, list]) -> None:
+    """Ctrl-C while CMake configures: no ``configured-from`` marker is left, so the rerun
+    does not trust the half-written CMake cache; it starts a clean build directory."""
+    clean_dist, _ = host_pair
+    work, dist = tmp_path / "work", tmp_path / "dist"
+    args = ["build", str(fixture_recipe), "--dist", str(dist), "--work-dir", str(work)]
+    out = tmp_path / "killed.log"
+    proc = _start(args, edgeforge_cache, out, tmp_path)
+    host_work = work / "edgemath-1.0" / f"{HOST.name}-{HOST.backend}"
+    build_log = host_work / "build.log"
+    _wait_for(lambda: build_log.is_file() and "-- Detecting C" in build_log.read_text(),
+              "CMake's compiler checks", proc, out)
+    proc.send_signal(signal.SIGINT)
+    code, output = _finish(proc, out)
+    assert code == 130, output[-3000:]
+    assert "edgeforge: interrupted" in output and "Traceback" not in output
+    log = build_log.read_text()
+    assert "edgeforge: cmake configure stopped (interrupted)" in log, log[-2000:]
+    assert (host_work / "build").is_dir() and not (host_work / "configured-from").exists()
+    assert not _processes_under(work) and not _temp_files(work)
+
+    rerun = tmp_path / "rerun.log"
+    code, output = _finish(_start(args, edgeforge_cache, rerun, tmp_path), rerun)
+    assert code == 0, output[-6000:]
+    assert "the last configure did not finish: starting a clean build directory" in output
+    assert _sha(dist / HOST_WHEEL) == _sha(clean_dist / HOST_WHEEL)
+
+
 class _SlowServer(http.server.ThreadingHTTPServer):
     """Serves one file; slowly (64 bytes every 50 ms) until ``slow`` is cleared."""
 
