@@ -196,8 +196,10 @@ COMPLETE_MARKER = "wheel.complete"
 
 def _inputs(recipe: Recipe, trees: dict[str, Path]) -> dict[str, str]:
     """What a finished wheel was built from: the recipe file and the source trees (their
-    directory names are derived from their content)."""
-    return {"recipe": sha256_file(recipe.path), **{k: str(v) for k, v in sorted(trees.items())}}
+    directory names are derived from their content); smoke-only data is not an input."""
+    smoke_only = {s.name for s in recipe.sources if s.smoke_only}
+    return {"recipe": sha256_file(recipe.path),
+            **{k: str(v) for k, v in sorted(trees.items()) if k not in smoke_only}}
 
 
 def complete_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,

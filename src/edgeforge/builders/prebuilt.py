@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..errors import BuildError
+from ..fsutil import atomic_directory
 from ..log import Logger
 from ..recipe import PrebuiltBuild
 from ..toolchain import Toolchain
@@ -26,8 +27,7 @@ def prebuilt_files(spec: PrebuiltBuild, toolchain: Toolchain, source_dir: Path,
     src = source_dir / rel
     if not src.is_dir():
         raise BuildError(f"the release archive has no directory {rel!r} for {toolchain.name}")
-    if build_dir.exists():
-        shutil.rmtree(build_dir)
-    shutil.copytree(src, build_dir, symlinks=True)
+    with atomic_directory(build_dir) as tmp:  # an interrupted copy is never taken as whole
+        shutil.copytree(src, tmp, symlinks=True, dirs_exist_ok=True)
     logger.info(f"picked {rel}/ from the release for {toolchain.name}")
     return build_dir

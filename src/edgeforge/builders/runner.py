@@ -69,15 +69,20 @@ def run_logged(argv: Sequence[str], *, log_path: Path, logger: Logger, what: str
 def _stop_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE_SECONDS) -> None:
     """SIGTERM the command's process group (ninja stops its jobs and removes the outputs they
     were writing) and wait until the whole group is gone; SIGKILL what is left after
-    ``grace`` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while _group_alive(proc) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    ``grace`` seconds. A second Ctrl-C or SIGTERM meanwhile waits until the group is gone."""
+    interrupts = {signal.SIGINT, signal.SIGTERM}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, interrupts)
+    try:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _group_alive(proc) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _group_alive(proc: subprocess.Popen[str]) -> bool:
