@@ -1,6 +1,6 @@
 """Builds that share a cache: two real edgeforge processes at once on one target, and builds
-killed half-way (SIGTERM mid-compile, mid-download) followed by a run that must not trust
-what they left.
+killed half-way (SIGTERM or SIGKILL mid-compile, Ctrl-C mid-configure, SIGTERM mid-download)
+followed by a run that must not trust what they left.
 
 Everything runs the real CLI in subprocesses (real zig, CMake, ninja, QEMU smoke, a real HTTP
 server on 127.0.0.1). The session's zig, ccache and Debian roots are shared where a test is
@@ -170,11 +170,13 @@ def test_two_host_builds_at_once_share_a_dist(host_pair: tuple[Path, list]) -> N
 
 
 @pytest.mark.slow
-def test_sigterm_mid_compile_then_a_rerun_builds_the_clean_wheel(
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_kill_mid_compile_then_a_rerun_builds_the_clean_wheel(
         fixture_recipe: Path, edgeforge_cache: Path, tmp_path: Path,
-        host_pair: tuple[Path, list]) -> None:
+        host_pair: tuple[Path, list], sig: signal.Signals) -> None:
     """SIGTERM while ninja compiles: edgeforge stops the build's processes, removes its
-    temporary files and exits 143; the rerun recompiles what was cut off and its wheel is
+    temporary files and exits 143. SIGKILL: Linux tells the build (ninja) to stop. Either way
+    nothing of the build runs on, and the rerun recompiles what was cut off into a wheel
     byte-identical to a clean build's. No compiler cache: every compile really runs."""
     clean_dist, _ = host_pair
     work, dist = tmp_path / "work", tmp_path / "dist"
@@ -185,14 +187,22 @@ def test_sigterm_mid_compile_then_a_rerun_builds_the_clean_wheel(
     build_log = work / "edgemath-1.0" / f"{HOST.name}-{HOST.backend}" / "build.log"
     _wait_for(lambda: build_log.is_file() and "\n[1/" in build_log.read_text(),
               "ninja's first progress line", proc, out)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     code, output = _finish(proc, out)
-    assert code == 128 + signal.SIGTERM, output[-3000:]
-    assert "edgeforge: terminated (SIGTERM)" in output and "Traceback" not in output
-    assert "edgeforge: build stopped (interrupted)" in build_log.read_text(), \
-        "the SIGTERM did not land mid-compile"
-    assert not _processes_under(work), "the build's processes outlived edgeforge"
-    assert not _temp_files(work) and not dist.exists()
+    if sig == signal.SIGTERM:
+        assert code == 128 + signal.SIGTERM, output[-3000:]
+        assert "edgeforge: terminated (SIGTERM)" in output and "Traceback" not in output
+        assert "edgeforge: build stopped (interrupted)" in build_log.read_text(), \
+            "the SIGTERM did not land mid-compile"
+        assert not _processes_under(work), "the build's processes outlived edgeforge"
+        assert not _temp_files(work)
+    else:
+        assert code == -signal.SIGKILL and "[4/4]" not in build_log.read_text()
+        deadline = time.monotonic() + 30
+        while _processes_under(work) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _processes_under(work), "the build ran on after edgeforge was killed"
+    assert not dist.exists()
 
     rerun = tmp_path / "rerun.log"
     code, output = _finish(_start(args, edgeforge_cache, rerun, tmp_path, env), rerun)

@@ -36,7 +36,7 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
                 ) -> BuildOutput:
     """Configure and build ``spec`` in ``work_dir/build``; ``expand`` fills placeholders."""
     cmake = _require("cmake", "cmake")
-    _require("ninja", "ninja-build")
+    ninja = _require("ninja", "ninja-build")
     build_dir = work_dir / "build"
     src = source_dir / spec.subdir if spec.subdir else source_dir
     # A build directory belongs to one source tree: new sources (a patch, a new pin) get a
@@ -89,9 +89,10 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     configure = run_logged(argv, log_path=log, logger=logger, what="cmake configure", env=env)
     atomic_write_text(marker, str(src))
 
-    build_argv = [cmake, "--build", str(build_dir), "--parallel", str(jobs or os.cpu_count() or 2)]
-    for target in spec.targets:
-        build_argv += ["--target", target]
+    # ninja itself (what `cmake --build` would run): edgeforge's death, even by SIGKILL,
+    # reaches it (run_logged), and ninja stops its jobs; a `cmake --build` would leave it be.
+    build_argv = [ninja, "-C", str(build_dir), "-j", str(jobs or os.cpu_count() or 2),
+                  *spec.targets]
     logger.info(f"building {' '.join(spec.targets) or 'all'} (log: {log})")
     built = run_logged(build_argv, log_path=log, logger=logger, what="build", env=env)
     return BuildOutput(build_dir=build_dir, log=log, configure_seconds=configure,

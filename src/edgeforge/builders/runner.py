@@ -1,19 +1,23 @@
 """Run a long build command with its whole output kept in a log file.
 
 The user sees progress (ninja's ``[n/N]`` lines become a progress bar or a few log lines);
-on failure the error carries the log's tail and its path.
+on failure the error carries the log's tail and its path. The command runs in a process group
+of its own that never outlives edgeforge: an interrupt stops the group, and Linux sends the
+command SIGTERM if edgeforge is killed outright.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import BuildError
@@ -21,6 +25,7 @@ from ..log import Logger
 
 _NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
 TAIL_LINES = 40
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 STOP_GRACE_SECONDS = 30.0
 
 
@@ -40,7 +45,7 @@ def run_logged(argv: Sequence[str], *, log_path: Path, logger: Logger, what: str
         # lock edgeforge has let go.
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=full_env, cwd=cwd, text=True, errors="replace",
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_die_with_parent())
         assert proc.stdout is not None
         try:
             for line in proc.stdout:
@@ -64,6 +69,26 @@ def run_logged(argv: Sequence[str], *, log_path: Path, logger: Logger, what: str
         raise BuildError(f"{what} failed (exit {code}). Last {len(tail)} lines of the log:\n"
                          f"{shown}\n  Full log: {log_path}")
     return elapsed
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux send the child SIGTERM when edgeforge dies, however it
+    dies (a SIGKILL, the OOM killer): an orphaned build must not run on in a work directory
+    whose lock is free. None where there is no ``prctl``."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # edgeforge died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 def _stop_group(proc: subprocess.Popen[str], grace: float = STOP_GRACE_SECONDS) -> None:
