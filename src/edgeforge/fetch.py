@@ -214,6 +214,8 @@ def download(location: Location, sha256: str | None, opts: FetchOptions, logger:
             target = cached_path(opts, actual, location)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(got, target)
+            logger.info(f"fetched {location.display} ({target.stat().st_size} bytes through "
+                        "pip, sha256 ok)")
             return target
         finally:
             shutil.rmtree(got.parent, ignore_errors=True)
