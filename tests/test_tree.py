@@ -208,3 +208,52 @@ def test_every_shipped_source_has_a_tree() -> None:
         missing += [(recipe.name, s.name) for s in recipe.sources
                     if s.extract and s.tree is None]
     assert sorted(missing) == sorted(unreachable)
+
+
+LOCK_RECIPE = """
+[package]
+name = "demo"
+version = "1.0"
+
+[[sources]]
+name = "demo"
+urls = [{{ url = "{a}", sha256 = "{sha_a}" }}, {{ url = "{b}", unpinned = true }}]
+
+[build]
+system = "cmake"
+[build.cmake]
+source = "demo"
+
+[[stage]]
+from = "{{build}}/libdemo.so"
+to = "lib/"
+
+[wheel]
+distribution = "demo-lib"
+package = "demo_lib"
+"""
+
+
+def test_lock_tree_prints_the_pin_or_where_urls_disagree(tmp_path: Path) -> None:
+    a, b = tmp_path / "a" / "demo-1.0.tar.gz", tmp_path / "b" / "demo-git.tar.gz"
+    a.parent.mkdir()
+    b.parent.mkdir()
+    sha_a = _tar(a, GOOD, GOOD_MODES)
+    _tar(b, {k.replace("demo-1.0", "demo-git"): v for k, v in GOOD.items()},
+         {"demo-git/tool.sh": 0o755})
+    pin = _tree_of(tmp_path / "a", GOOD, GOOD_MODES)
+    recipe = tmp_path / "demo.toml"
+    recipe.write_text(LOCK_RECIPE.format(a=a.as_uri(), sha_a=sha_a, b=b.as_uri()))
+
+    def lock_tree() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "edgeforge", "--cache-dir",
+                               str(tmp_path / "cache"), "lock", "--tree", str(recipe)],
+                              capture_output=True, text=True, timeout=120)
+    agree = lock_tree()
+    assert agree.returncode == 0, agree.stderr
+    assert f'[demo] tree = "{pin}"' in agree.stdout
+    _tar(b, {"demo-git/src/a.c": b"int other;\n"})  # the second URL now serves other code
+    disagree = lock_tree()
+    assert disagree.returncode == 1
+    assert "DISAGREE" in disagree.stdout
+    assert pin in disagree.stdout and b.as_uri() in disagree.stdout

@@ -118,11 +118,14 @@ class RangeClient:
             response.close()
             raise FetchError(f"unusable Content-Range {content_range!r}") from None
 
-    def read(self, spec: str, label: str | None = None) -> tuple[bytes, int, int]:
+    def read(self, spec: str, label: str | None = None, size: int | None = None
+             ) -> tuple[bytes, int, int]:
+        """The bytes of ``Range: bytes=<spec>``, the first one's offset, the file's size;
+        with ``label``, a progress bar over ``size`` bytes."""
         stream, first, total = self._open(spec)
         out = bytearray()
         with contextlib.closing(stream):
-            bar = self.logger.progress(label, None) if label else None
+            bar = self.logger.progress(label, size) if label else None
             try:
                 while chunk := stream.read(CHUNK):
                     out += chunk
@@ -231,8 +234,9 @@ def fetch_range(client: RangeClient, start: int, end: int, label: str) -> bytes:
     bmap = read_block_map(client)
     blocks = bmap.covering(start, end)
     first, last = blocks[0], blocks[-1]
-    raw, got_first, _ = client.read(f"{first.offset}-{last.offset + last.size - 1}", label)
-    if got_first != first.offset or len(raw) != last.offset + last.size - first.offset:
+    length = last.offset + last.size - first.offset
+    raw, got_first, _ = client.read(f"{first.offset}-{first.offset + length - 1}", label, length)
+    if got_first != first.offset or len(raw) != length:
         raise FetchError("the server sent another byte range than asked for")
     out = bytearray()
     for block in blocks:
