@@ -137,6 +137,9 @@ def test_two_aarch64_builds_at_once_on_a_fresh_cache(fixture_recipe: Path, edgef
         assert code == 0, f"build {pid} failed:\n{out[-6000:]}"
     waiter, first = _waited_for(results, "linux-aarch64")
     assert "build: [" in first and "build: [" not in waiter, "the second build compiled again"
+    # the host reference: built once, then vouched for by its wheel.complete
+    reference = "build the host reference"
+    assert reference in first and reference not in waiter, waiter[-3000:]
     build_log = (work / "edgemath-1.0" / "linux-aarch64-zig" / "build.log").read_text()
     assert "ninja: no work to do." in build_log, build_log[-2000:]
     assert first.count("outputs match the host's") == waiter.count("outputs match the host's") == 1
