@@ -16,12 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import venv
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgeforge import fetch, treehash
 from edgeforge.recipe import RECIPES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -79,20 +81,34 @@ class Release:
 
 
 def write_test_recipe(name: str, dest_dir: Path, url: str, sha: str | None) -> Path:
-    """A copy of ``recipes/NAME.toml`` whose release URL is ``url`` (pinned to ``sha`` unless
-    None), with its repository-relative paths made absolute; everything else as shipped."""
+    """A copy of ``recipes/NAME.toml`` whose release URL is ``url`` (pinned to ``sha`` and the
+    stand-in's tree hash unless None), with its repository-relative paths made absolute;
+    everything else as shipped."""
     text = (RECIPES / f"{name}.toml").read_text()
     upstream = ('"https://github.com/google-coral/libedgetpu/releases/download/'
                 'release-grouper/edgetpu_runtime_20221024.zip", unpinned = true')
     assert upstream in text, f"recipes/{name}.toml no longer names upstream's release"
     pin = f'"{url}", sha256 = "{sha}"' if sha else f'"{url}", unpinned = true'
     text = text.replace(upstream, pin)
+    if sha:
+        source = 'name = "edgetpu-runtime"\n'
+        assert text.count(source) == 1
+        text = text.replace(source, f'{source}tree = "{_release_tree(url)}"\n')
     text = text.replace("{recipe_dir}/", f"{RECIPES}/")
     text = text.replace('"coral-lib/', f'"{RECIPES}/coral-lib/')
     dest_dir.mkdir(parents=True, exist_ok=True)
     out = dest_dir / f"{name}.toml"
     out.write_text(text)
     return out
+
+
+def _release_tree(url: str) -> str:
+    """The tree hash of the stand-in release (strip-components 1, as the recipe extracts it)."""
+    from urllib.request import url2pathname
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fetch.extract(Path(url2pathname(url.removeprefix("file://"))), Path(tmp), 1)
+        return treehash.tree_hash(Path(tmp))
 
 
 def edgeforge(*args: str | os.PathLike[str], check: bool = True,

@@ -66,7 +66,8 @@ def test_lock_records_the_sha256_and_builds_then_use_it(release: Release,
     assert read_lock(recipe) == {release.url: release.sha256}
     fetched = edgeforge("--cache-dir", cache, "fetch", recipe_path, "--target", "linux-x86_64",
                         "--offline")
-    assert release.sha256 in fetched.stdout
+    assert "edgetpu-runtime: " in fetched.stdout  # the extracted tree, from the locked file
+    assert (cache / "downloads" / release.sha256 / release.archive.name).is_file()
 
 
 @pytest.fixture(scope="module")
