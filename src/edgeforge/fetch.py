@@ -35,8 +35,7 @@ from pathlib import Path, PurePosixPath
 
 from . import debian, treehash, xzrange
 from .errors import ChecksumError, ConfigError, FetchError, UnsafeArchiveError
-from .fsutil import atomic_write_bytes, file_lock
-from .fsutil import sha256_file as sha256_file
+from .fsutil import atomic_write_bytes, file_lock, sha256_file
 from .log import Logger
 from .recipe import Location, Source
 
