@@ -205,11 +205,17 @@ def test_kill_mid_compile_then_a_rerun_builds_the_clean_wheel(
         while _processes_under(work) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not _processes_under(work), "the build ran on after edgeforge was killed"
+        # what a SIGKILL in the stage step would leave too (no `finally` runs): a half tree
+        # under its temporary name
+        half_stage = build_log.parent / ".stage.killed.tmp"
+        (half_stage / "edgemath" / "lib").mkdir(parents=True)
+        (half_stage / "edgemath" / "lib" / "libedgemath.so").write_bytes(b"\x7fELF")
     assert not dist.exists()
 
     rerun = tmp_path / "rerun.log"
     code, output = _finish(_start(args, edgeforge_cache, rerun, tmp_path, env), rerun)
     assert code == 0, output[-6000:]
+    assert not _temp_files(work), _temp_files(work)
     assert "[4/4]" not in build_log.read_text(), "the rerun redid the compiles that had finished"
     assert _sha(dist / HOST_WHEEL) == _sha(clean_dist / HOST_WHEEL)
 

@@ -148,6 +148,7 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
     work = work_dir_for(recipe, toolchain, options)
     work.mkdir(parents=True, exist_ok=True)
     (work / COMPLETE_MARKER).unlink(missing_ok=True)
+    _remove_leftovers(work, logger)
     seconds: dict[str, float] = {}
     with logger.step(f"fetch sources of {recipe.name} {recipe.version}"):
         trees = fetch_sources(recipe, toolchain, options, logger)
@@ -192,6 +193,21 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
 
 
 COMPLETE_MARKER = "wheel.complete"
+
+
+def _remove_leftovers(work: Path, logger: Logger) -> None:
+    """Temporary files and directories of a build that was killed outright (SIGKILL: no
+    ``finally`` ran). Under the work directory's lock, no live build owns any of them."""
+    for directory in (work, work / "bin", work / "wheelhouse", work / "reference"):
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if path.name.startswith(".") and path.name.endswith((".tmp", ".old")):
+                logger.info(f"removing {path} (left by an interrupted build)")
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
 
 
 def _inputs(recipe: Recipe, trees: dict[str, Path]) -> dict[str, str]:
