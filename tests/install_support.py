@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgeforge_testing import REPO
+from edgeforge_testing import FIXTURES, REPO
 
 from edgeforge.fsutil import file_lock
 
@@ -70,6 +70,22 @@ def build_edgeforge_wheel(out: Path, scratch: Path) -> Path:
     pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", str(project), "-w", str(out))
     (wheel,) = out.glob("edgeforge-*-py3-none-any.whl")
     return wheel
+
+
+def fixture_lib_project(project: Path, recipe: Path, library_env: str = "EDGEMATH_LIBRARY",
+                        requires: str = "edgeforge") -> Path:
+    """The fixture's binary distribution as a project of its own: ``recipes/`` (the recipe,
+    its source tarball and its files) and a ``pyproject.toml`` naming the recipe by path."""
+    (project / "recipes").mkdir(parents=True)
+    shutil.copy2(recipe, project / "recipes")
+    shutil.copy2(FIXTURES / "edgemath-1.0.tar", project / "recipes")
+    shutil.copytree(FIXTURES / "edgemath", project / "recipes" / "edgemath",
+                    ignore=shutil.ignore_patterns("build*", "__pycache__"))
+    (project / "pyproject.toml").write_text(
+        f'[build-system]\nrequires = ["{requires}"]\nbuild-backend = "edgeforge.backend"\n\n'
+        '[project]\nname = "edgemath-lib"\nversion = "1.0"\ndynamic = ["description"]\n\n'
+        f'[tool.edgeforge]\nrecipe = "recipes/edgemath.toml"\nlibrary-env = "{library_env}"\n')
+    return project
 
 
 def make_venv(path: Path) -> Path:

@@ -28,38 +28,22 @@ from pathlib import Path
 
 import pytest
 from edgeforge_testing import (
-    FIXTURES,
     REPO,
     TFLITE_VERSION,
     TFLITE_WHEEL_DIR_ENV,
     pipeline_host_wheel,
 )
+from install_support import fixture_lib_project, pip, pip_env
 
 from edgeforge import backend
-from edgeforge.errors import MissingToolError
+from edgeforge.errors import ConfigError, MissingToolError
+from edgeforge.pipeline import wheel_spec
 from edgeforge.recipe import RECIPES_DIR, load_recipe
 from edgeforge.toolchain import TOOLCHAINS_DIR, load_toolchain, resolve_target
 from edgeforge.wheel import write_wheel
 
 VERSION = TFLITE_VERSION
 LIB_SRC = REPO / "wheels" / "tflite-edge-lib" / "src" / "tflite_edge_lib"
-
-
-def pip_env(**extra: str) -> dict[str, str]:
-    """No user/site pip config (this machine's config adds find-links and indexes)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PIP_") and k != "TFLITE_EDGE_LIBRARY"}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
-    return env
-
-
-def pip(*args: str, python: str = sys.executable, check: bool = True,
-        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([python, "-m", "pip", *args], capture_output=True, text=True,
-                          env=pip_env(), cwd=cwd, timeout=600, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"pip {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def stand_in_wheel(target: str, out: Path, scratch: Path) -> Path:
@@ -70,7 +54,7 @@ def stand_in_wheel(target: str, out: Path, scratch: Path) -> Path:
     placeholder.write_text(f"stand-in for {target}: tests pip's wheel selection only\n")
     files = {f"tflite_edge_lib/{p.name}": p for p in sorted(LIB_SRC.glob("*.py"))}
     files["tflite_edge_lib/lib/libtensorflowlite_c.so"] = placeholder
-    return write_wheel(backend._wheel_spec(recipe, toolchain), files, out)
+    return write_wheel(wheel_spec(recipe, toolchain), files, out)
 
 
 @pytest.fixture(scope="module")
@@ -193,15 +177,21 @@ def test_sdist_layout(findlinks: dict[str, Path]) -> None:
     with tarfile.open(findlinks["sdist"]) as tar:
         names = set(tar.getnames())
         pyproject = tar.extractfile(f"{base}/pyproject.toml").read().decode()  # type: ignore
-    for needed in ("PKG-INFO", "recipes/tflite.toml", "recipes/smoke/tflite_smoke.py",
-                   "recipes/patches/tflite-disable-ml-dtypes.patch",
-                   "toolchains/linux-aarch64.toml",
-                   "wheels/tflite-edge-lib/src/tflite_edge_lib/__init__.py"):
-        assert f"{base}/{needed}" in names, needed
+    # The recipe and everything it refers to are package data of the pinned edgeforge.
+    assert names == {f"{base}/{n}" for n in ("PKG-INFO", "README.md", "pyproject.toml")}
     from edgeforge import __version__
     assert f'requires = ["edgeforge=={__version__}"]' in pyproject
     assert 'build-backend = "edgeforge.backend"' in pyproject
-    assert 'recipe = "recipes/tflite.toml"' in pyproject
+    assert 'recipe = "tflite"' in pyproject
+    assert 'library-env = "TFLITE_EDGE_LIBRARY"' in pyproject
+
+
+def test_the_lib_project_pins_this_edgeforge() -> None:
+    from edgeforge import __version__
+    from edgeforge.tomlfile import load
+
+    project = load(REPO / "wheels" / "tflite-edge-lib" / "pyproject.toml")
+    assert project["build-system"]["requires"] == [f"edgeforge=={__version__}"]
 
 
 def test_no_wheel_for_the_platform_falls_back_to_the_sdist(findlinks: dict[str, Path],
@@ -231,19 +221,8 @@ def test_no_wheel_and_only_binary_is_a_clear_error(findlinks: dict[str, Path],
 
 @pytest.fixture()
 def fixture_project(tmp_path: Path, fixture_recipe: Path) -> Path:
-    """A project laid out like the repository: recipes/, toolchains/, pyproject.toml."""
-    proj = tmp_path / "edgemath-lib"
-    (proj / "recipes").mkdir(parents=True)
-    shutil.copy2(fixture_recipe, proj / "recipes")
-    shutil.copy2(FIXTURES / "edgemath-1.0.tar", proj / "recipes")
-    shutil.copytree(FIXTURES / "edgemath", proj / "recipes" / "edgemath",
-                    ignore=shutil.ignore_patterns("build*", "__pycache__"))
-    shutil.copytree(TOOLCHAINS_DIR, proj / "toolchains")
-    (proj / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["edgeforge"]\nbuild-backend = "edgeforge.backend"\n\n'
-        '[project]\nname = "edgemath-lib"\nversion = "1.0"\ndynamic = ["description"]\n\n'
-        '[tool.edgeforge]\nrecipe = "recipes/edgemath.toml"\n')
-    return proj
+    """A project with a recipe of its own, by path: recipes/ and pyproject.toml."""
+    return fixture_lib_project(tmp_path / "edgemath-lib", fixture_recipe)
 
 
 def test_self_build_through_pip(fixture_project: Path, tmp_path: Path,
@@ -275,14 +254,14 @@ def test_self_build_through_pip(fixture_project: Path, tmp_path: Path,
     assert Path(run.stdout.strip()).is_relative_to(unpacked)
 
 
-def test_host_with_no_shipped_toolchain_gets_a_native_one(fixture_project: Path,
-                                                          tmp_path: Path) -> None:
+def test_host_with_no_toolchain_gets_a_native_one(fixture_project: Path, tmp_path: Path) -> None:
     only = tmp_path / "only-riscv"
     only.mkdir()
     shutil.copy2(TOOLCHAINS_DIR / "linux-riscv64.toml", only)
-    settings = replace(backend.load_settings(fixture_project, None, environ={}),
-                       toolchains=only)
-    toolchain = backend.host_toolchain(settings)
+    settings = backend.load_settings(fixture_project, None, environ={})
+    search = replace(settings.build.search, toolchains=(only,))  # no shipped toolchains
+    toolchain = backend.host_toolchain(replace(settings, build=replace(settings.build,
+                                                                       search=search)))
     machine = resolve_target(None).arch
     assert toolchain.backend == "native"
     assert toolchain.wheel_tags == (f"linux_{machine}",)
@@ -292,21 +271,27 @@ def test_host_with_no_shipped_toolchain_gets_a_native_one(fixture_project: Path,
 def test_missing_build_tools_say_what_to_install(monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no cmake, ninja or compiler
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.delenv("CXX", raising=False)
     assert backend.get_requires_for_build_wheel() == ["cmake", "ninja"]
     with pytest.raises(MissingToolError) as err:
-        backend.preflight(backend.native_toolchain())
+        backend.preflight(backend.native_toolchain("ppc64le", "glibc"))
     message = str(err.value)
+    assert message.startswith("edgeforge ships no toolchain for this machine (ppc64le, glibc)")
     assert "apt-get install cmake" in message and "apt-get install ninja-build" in message
-    assert "build-essential" in message
+    assert "a C/C++ compiler (cc): apt-get install build-essential" in message
 
 
 def test_bad_settings_are_named(fixture_project: Path) -> None:
-    from edgeforge.errors import ConfigError
-
     with pytest.raises(ConfigError, match="jobs='many'"):
         backend.load_settings(fixture_project, {"jobs": "many"}, environ={})
     with pytest.raises(ConfigError, match="compiler='msvc'"):
         backend.load_settings(fixture_project, {"compiler": "msvc"}, environ={})
+    with pytest.raises(ConfigError, match="unknown config setting 'job'"):
+        backend.load_settings(fixture_project, {"job": "2"}, environ={})
     settings = backend.load_settings(fixture_project, None,
                                      environ={"EDGEFORGE_CACHE": "/tmp/x", "EDGEFORGE_JOBS": "3"})
-    assert settings.cache_dir == Path("/tmp/x") and settings.jobs == 3
+    assert settings.build.cache_dir == Path("/tmp/x") and settings.build.jobs == 3
+    settings = backend.load_settings(fixture_project, {"jobs": "2", "cache-dir": "/tmp/y"},
+                                     environ={"EDGEFORGE_CACHE": "/tmp/x", "EDGEFORGE_JOBS": "3"})
+    assert settings.build.cache_dir == Path("/tmp/y") and settings.build.jobs == 2

@@ -8,7 +8,7 @@ wheel -> audit; no QEMU), the way esbuild falls back to building from source.
 The project's ``pyproject.toml`` names the recipe; everything else is settings::
 
     [build-system]
-    requires = ["edgeforge==0.1.0"]
+    requires = ["edgeforge==0.1.0"]   # exactly the edgeforge whose recipe this is
     build-backend = "edgeforge.backend"
 
     [project]
@@ -17,35 +17,44 @@ The project's ``pyproject.toml`` names the recipe; everything else is settings::
     dynamic = ["description", ...]    # the recipe's [wheel] table supplies the rest
 
     [tool.edgeforge]
-    recipe = "recipes/tflite.toml"    # relative to pyproject.toml
-    toolchains = "toolchains"         # the shipped target files (default: "toolchains")
+    recipe = "tflite"                 # a recipe edgeforge ships, or a path to a .toml
+    library-env = "TFLITE_EDGE_LIBRARY"   # what a user can set instead (said in errors)
+    # toolchains = "toolchains"       # optional: a directory of the project's own targets
 
-Settings (``--config-settings KEY=VALUE`` / ``-C KEY=VALUE``, else the environment):
+A recipe given by name is the one the pinned edgeforge ships as package data
+(``edgeforge.resources``, after ``EDGEFORGE_RECIPE_PATH``): the sdist is then only its
+``pyproject.toml``, ``PKG-INFO`` and readme, and pins ``edgeforge==<this version>``, so the
+build uses exactly the recipe, sources and sha256s of the release it came from. A recipe given
+by path travels in the sdist with its directory and every file it references, keeping their
+relative layout (the sdist's root is the deepest directory holding them all).
 
-=============  ==========================  ==============================================
-key            environment                 meaning
-=============  ==========================  ==============================================
-cache-dir      ``EDGEFORGE_CACHE``         downloads, sources, compiler cache, work dirs
-jobs           ``EDGEFORGE_JOBS``          parallel compile jobs (default: all cores)
-compiler       ``EDGEFORGE_COMPILER``      auto | native | zig | gcc (default: auto)
-target         ``EDGEFORGE_TARGET``        a shipped target name instead of the host's
-smoke          ``EDGEFORGE_SMOKE``         1: run the recipe's smoke test (default: 0)
-offline        ``EDGEFORGE_OFFLINE``       1: use only the download cache
-=============  ==========================  ==============================================
+Settings (``--config-settings KEY=VALUE`` / ``-C KEY=VALUE``, else the environment), resolved
+once (``edgeforge.settings`` for the ones the CLI shares) into ``Settings``:
+
+==================  ============================  ===========================================
+key                 environment                   meaning
+==================  ============================  ===========================================
+cache-dir           ``EDGEFORGE_CACHE``           downloads, sources, compiler cache, work dirs
+jobs                ``EDGEFORGE_JOBS``            parallel compile jobs (default: all cores)
+offline             ``EDGEFORGE_OFFLINE``         1: use only the download cache
+recipe-path         ``EDGEFORGE_RECIPE_PATH``     recipe directories searched before the shipped
+toolchain-path      ``EDGEFORGE_TOOLCHAIN_PATH``  toolchain directories (e.g. your board's)
+compiler            ``EDGEFORGE_COMPILER``        auto | native | zig | gcc (default: auto)
+target              ``EDGEFORGE_TARGET``          a target name instead of the host's
+smoke               ``EDGEFORGE_SMOKE``           1: run the recipe's smoke test (default: 0)
+==================  ============================  ===========================================
 
 The host target: ``edgeforge.toolchain.host_target_name()`` (``linux-aarch64``,
-``musllinux-x86_64``, ...). ``compiler=auto`` uses that shipped toolchain as it is (its
-default compiler and its manylinux/musllinux tags, checked by the audit). When no shipped
-toolchain matches the machine (``linux-ppc64le``, ``linux-s390x``, ...), or ``compiler=native``
-is asked for, the backend synthesizes a ``native`` toolchain: the host's own ``cc``/``c++``
-(``$CC``/``$CXX``), CMake's processor = the machine name, and the honest ``linux_<machine>``
-platform tag (a native build promises no manylinux floor).
+``musllinux-x86_64``, ...), looked up on the toolchain search path. ``compiler=auto`` uses
+that toolchain as it is (its default compiler and its manylinux/musllinux tags, checked by the
+audit). When no toolchain matches the machine (``linux-ppc64le``, ``linux-s390x``, ...), or
+``compiler=native`` is asked for, the backend synthesizes a ``native`` toolchain: the host's
+own ``cc``/``c++`` (``$CC``/``$CXX``), CMake's processor = the machine name, and the honest
+``linux_<machine>`` platform tag (a native build promises no manylinux floor).
 
-The sdist keeps the repository's relative layout (the recipe may refer to files beside it,
-e.g. ``../wheels/tflite-edge-lib/src/tflite_edge_lib``): its root is the deepest directory
-holding the project, the recipe and the toolchains, and it carries the recipe, its lock file,
-its patches, local ``file://{recipe_dir}`` sources, smoke files, python-sources, the
-toolchains, the project's readme, a generated ``pyproject.toml`` and ``PKG-INFO``.
+A build that cannot proceed (no C/C++ compiler, no cmake or ninja, a target nobody
+describes) stops before any download with one message: what is missing, how to install it,
+and which ``library-env`` variable points the package at a library the user already has.
 """
 
 from __future__ import annotations
@@ -57,15 +66,21 @@ import platform
 import shutil
 import sys
 import tarfile
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__, tomlfile
 from .errors import ConfigError, EdgeforgeError, MissingToolError
+from .fsutil import atomic_path
+from .settings import BuildSettings, as_flag, lookup, resolve_settings
 from .wheel import resolve_source_date_epoch
+
+if TYPE_CHECKING:
+    from .recipe import Recipe
+    from .toolchain import Toolchain
+    from .wheel import WheelSpec
 
 __all__ = [
     "build_sdist",
@@ -76,121 +91,156 @@ __all__ = [
 ]
 
 COMPILERS = ("auto", "native", "zig", "gcc")
+# config-settings key -> environment variable, beyond edgeforge.settings.ENV
+BACKEND_ENV = {"compiler": "EDGEFORGE_COMPILER", "target": "EDGEFORGE_TARGET",
+               "smoke": "EDGEFORGE_SMOKE"}
 ConfigSettings = Mapping[str, "str | list[str]"] | None
+
+
+@dataclass(frozen=True)
+class Project:
+    """What the project's ``pyproject.toml`` says."""
+
+    directory: Path
+    name: str
+    version: str
+    readme: Path | None
+    requires_python: str | None
+    recipe_ref: str  # as written: a recipe name ("tflite") or a path relative to directory
+    toolchains: Path | None  # the project's own toolchain directory, if it names one
+    library_env: str | None  # the variable that points the package at a user's library
+
+    @property
+    def recipe_is_path(self) -> bool:
+        return is_recipe_path(self.recipe_ref)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the backend needs, resolved once from pyproject, config-settings and env."""
 
-    project_dir: Path
-    name: str
-    version: str
-    recipe: Path
-    toolchains: Path
-    readme: Path | None
-    requires_python: str | None
-    cache_dir: Path
-    jobs: int | None = None
+    project: Project
+    recipe: Recipe
+    build: BuildSettings
     compiler: str = "auto"
     target: str | None = None
     smoke: bool = False
-    offline: bool = False
 
     @property
     def sdist_root(self) -> Path:
         """The directory the sdist's paths are relative to (the repository root in a checkout,
         the sdist's own root once unpacked)."""
-        return Path(os.path.commonpath([self.project_dir, self.recipe.parent, self.toolchains]))
+        dirs = [self.project.directory]
+        if self.project.recipe_is_path:
+            dirs += [self.recipe.directory, *_outside_references(self.recipe)]
+        if self.project.toolchains is not None:
+            dirs.append(self.project.toolchains)
+        return Path(os.path.commonpath([d if d.is_dir() else d.parent for d in dirs]))
 
 
-def _setting(config: ConfigSettings, key: str, env: str, environ: Mapping[str, str]
-             ) -> str | None:
-    if config and key in config:
-        value = config[key]
-        return value[-1] if isinstance(value, list) else value
-    return environ.get(env) or None
+def is_recipe_path(ref: str) -> bool:
+    return ref.endswith(".toml") or "/" in ref or os.sep in ref
 
 
-def _flag(value: str | None, key: str) -> bool:
-    if value is None:
-        return False
-    low = value.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{key}={value!r}: use 1/0, true/false, yes/no or on/off")
+def load_project(directory: Path) -> Project:
+    path = directory / "pyproject.toml"
+    if not path.is_file():
+        raise ConfigError("no pyproject.toml here: run the backend from the project directory",
+                          path=directory)
+    doc = tomlfile.Table(tomlfile.load(path), path)
+    project = doc.table("project", required=True)
+    readme = project.str("readme")
+    tool = doc.table("tool").table("edgeforge", required=True)
+    toolchains = tool.str("toolchains")
+    toolchain_dir = (directory / toolchains).resolve() if toolchains else None
+    if toolchain_dir is not None and not toolchain_dir.is_dir():
+        raise tool.error("toolchains", f"toolchains directory not found: {toolchain_dir}")
+    _check_pin(doc.table("build-system").str_list("requires"), path)
+    result = Project(
+        directory=directory, name=project.str("name", required=True),
+        version=project.str("version", required=True),
+        readme=(directory / readme).resolve() if readme else None,
+        requires_python=project.str("requires-python"),
+        recipe_ref=tool.str("recipe", required=True), toolchains=toolchain_dir,
+        library_env=tool.str("library-env"))
+    tool.reject_unknown()
+    return result
+
+
+def _check_pin(requires: list[str], path: Path) -> None:
+    """A project that pins another edgeforge names another recipe: refuse to build it with
+    this one (pip's build isolation installs the pinned one; --no-build-isolation does not)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    for text in requires:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(req.name) == "edgeforge" and req.specifier and \
+                not req.specifier.contains(__version__, prereleases=True):
+            raise ConfigError(f"this project needs {text} but edgeforge {__version__} is "
+                              f"running: let pip install the pinned one (build isolation, no "
+                              f"--no-build-isolation) or pip install '{text}'", path=path,
+                              key="build-system")
+
+
+def _recipe(project: Project, build: BuildSettings) -> Recipe:
+    from packaging.utils import canonicalize_name
+
+    from .recipe import load_recipe, resolve_recipe
+
+    if project.recipe_is_path:
+        path = (project.directory / project.recipe_ref).resolve()
+        if not path.is_file():
+            raise ConfigError(f"[tool.edgeforge] recipe: recipe file not found: {path}",
+                              path=project.directory / "pyproject.toml")
+        recipe = load_recipe(path)
+    else:
+        recipe = resolve_recipe(project.recipe_ref, build.search.recipes)
+    if canonicalize_name(recipe.wheel.distribution) != canonicalize_name(project.name):
+        raise ConfigError(f"[project] name is {project.name!r} but the recipe {recipe.path} "
+                          f"builds {recipe.wheel.distribution!r}", path=project.directory)
+    if recipe.version != project.version:
+        raise ConfigError(f"[project] version is {project.version!r} but the recipe "
+                          f"{recipe.path} builds {recipe.version!r}", path=project.directory)
+    return recipe
 
 
 def load_settings(project_dir: Path | None = None, config: ConfigSettings = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``pyproject.toml`` in ``project_dir`` (default: the current directory, as PEP 517
-    runs hooks there) and the settings; fail with a message naming the key."""
-    from .fetch import default_cache_dir
+    runs hooks there), the config-settings and the environment; fail with a message naming
+    the key."""
+    from .settings import ENV
 
     env = os.environ if environ is None else environ
-    project_dir = (project_dir or Path.cwd()).resolve()
-    path = project_dir / "pyproject.toml"
-    if not path.is_file():
-        raise ConfigError("no pyproject.toml here: run the backend from the project directory",
-                          path=project_dir)
-    doc = tomlfile.Table(tomlfile.load(path), path)
-    project = doc.table("project", required=True)
-    name = project.str("name", required=True)
-    version = project.str("version", required=True)
-    readme = project.str("readme")
-    requires_python = project.str("requires-python")
-    tool = doc.table("tool").table("edgeforge", required=True)
-    recipe = (project_dir / tool.str("recipe", required=True)).resolve()
-    if not recipe.is_file():
-        raise tool.error("recipe", f"recipe file not found: {recipe}")
-    toolchains = (project_dir / tool.str("toolchains", "toolchains")).resolve()
-    if not toolchains.is_dir():
-        raise tool.error("toolchains", f"toolchains directory not found: {toolchains}")
-
-    jobs_text = _setting(config, "jobs", "EDGEFORGE_JOBS", env)
-    try:
-        jobs = int(jobs_text) if jobs_text else None
-    except ValueError:
-        raise ConfigError(f"jobs={jobs_text!r}: give a whole number of compile jobs") from None
-    if jobs is not None and jobs < 1:
-        raise ConfigError(f"jobs={jobs}: give at least 1")
-    compiler = _setting(config, "compiler", "EDGEFORGE_COMPILER", env) or "auto"
+    given = dict(config or {})
+    unknown = sorted(set(given) - set(ENV) - set(BACKEND_ENV))
+    if unknown:
+        known = ", ".join(sorted([*ENV, *BACKEND_ENV]))
+        raise ConfigError(f"unknown config setting {', '.join(map(repr, unknown))}; "
+                          f"edgeforge's are: {known}")
+    project = load_project((project_dir or Path.cwd()).resolve())
+    build = resolve_settings(given, env, toolchain_dirs=[project.toolchains]
+                             if project.toolchains else [])
+    compiler = str(lookup(given, "compiler", BACKEND_ENV["compiler"], env) or "auto")
     if compiler not in COMPILERS:
         raise ConfigError(f"compiler={compiler!r}: use one of {', '.join(COMPILERS)}")
-    cache_text = _setting(config, "cache-dir", "EDGEFORGE_CACHE", env)
-    cache_dir = Path(cache_text).expanduser() if cache_text else default_cache_dir(env)
+    target = lookup(given, "target", BACKEND_ENV["target"], env)
     return Settings(
-        project_dir=project_dir, name=name, version=version, recipe=recipe,
-        toolchains=toolchains, readme=(project_dir / readme).resolve() if readme else None,
-        requires_python=requires_python, cache_dir=cache_dir.resolve(), jobs=jobs,
-        compiler=compiler, target=_setting(config, "target", "EDGEFORGE_TARGET", env),
-        smoke=_flag(_setting(config, "smoke", "EDGEFORGE_SMOKE", env), "smoke"),
-        offline=_flag(_setting(config, "offline", "EDGEFORGE_OFFLINE", env), "offline"),
+        project=project, recipe=_recipe(project, build), build=build, compiler=compiler,
+        target=str(target) if target is not None else None,
+        smoke=as_flag(lookup(given, "smoke", BACKEND_ENV["smoke"], env), "smoke"),
     )
 
 
-# --- the recipe and the host toolchain ---------------------------------------------------
+# --- the host toolchain and what the build needs -------------------------------------------
 
 
-def _load_recipe(settings: Settings):  # -> Recipe (imported lazily: hooks stay cheap)
-    from .recipe import load_recipe
-
-    recipe = load_recipe(settings.recipe)
-    from packaging.utils import canonicalize_name
-
-    if canonicalize_name(recipe.wheel.distribution) != canonicalize_name(settings.name):
-        raise ConfigError(f"[project] name is {settings.name!r} but the recipe builds "
-                          f"{recipe.wheel.distribution!r}", path=settings.project_dir)
-    if recipe.version != settings.version:
-        raise ConfigError(f"[project] version is {settings.version!r} but the recipe builds "
-                          f"{recipe.version!r}", path=settings.project_dir)
-    return recipe
-
-
-def native_toolchain(machine: str | None = None, libc: str | None = None):  # -> Toolchain
-    """A toolchain for a machine no shipped target describes: the host's own compilers and
+def native_toolchain(machine: str | None = None, libc: str | None = None) -> Toolchain:
+    """A toolchain for a machine no toolchain file describes: the host's own compilers and
     the ``linux_<machine>`` tag."""
     from .toolchain import SmokeSpec, Toolchain
 
@@ -207,17 +257,18 @@ def native_toolchain(machine: str | None = None, libc: str | None = None):  # ->
     )
 
 
-def host_toolchain(settings: Settings):  # -> Toolchain
+def host_toolchain(settings: Settings) -> Toolchain:
     """The target this self-build is for (see the module docstring for the rules)."""
     from .toolchain import available_targets, host_target_name, resolve_target
 
+    dirs = settings.build.search.toolchains
     if settings.target is not None:
-        toolchain = resolve_target(settings.target, directories=(settings.toolchains,))
+        toolchain = resolve_target(settings.target, directories=dirs)
     else:
         name = host_target_name()
-        if name not in available_targets((settings.toolchains,)):
+        if name not in available_targets(dirs):
             return native_toolchain()
-        toolchain = resolve_target(name, directories=(settings.toolchains,))
+        toolchain = resolve_target(name, directories=dirs)
     if settings.compiler == "native":  # the host's compilers: the host's libc is the floor
         native = native_toolchain(toolchain.arch, toolchain.libc)
         return replace(toolchain, backend="native", zig=None, gcc=None,
@@ -227,49 +278,60 @@ def host_toolchain(settings: Settings):  # -> Toolchain
     return toolchain
 
 
-def _wheel_spec(recipe, toolchain):  # -> WheelSpec
-    from .pipeline import _entry_points
-    from .wheel import WheelSpec
-
-    return WheelSpec(
-        distribution=recipe.wheel.distribution, version=recipe.version,
-        platform_tags=toolchain.wheel_tags, summary=recipe.wheel.summary,
-        license=recipe.wheel.license, requires_python=recipe.wheel.requires_python,
-        requires_dist=recipe.wheel.requires_dist, entry_points=_entry_points(recipe),
-    )
-
-
-def preflight(toolchain) -> None:
+def preflight(toolchain: Toolchain) -> None:
     """Fail before any download when a build tool is missing, saying what to install."""
     missing = []
-    for tool, hint in (("cmake", "apt-get install cmake  (or: pip install cmake)"),
-                       ("ninja", "apt-get install ninja-build  (or: pip install ninja)")):
+    for tool, hint in (("cmake", "apt-get install cmake (or pip install cmake)"),
+                       ("ninja", "apt-get install ninja-build (or pip install ninja)")):
         if shutil.which(tool) is None:
-            missing.append(f"  {tool}: {hint}")
+            missing.append(f"{tool}: {hint}")
     if toolchain.backend == "native":
         for tool, env in (("cc", "CC"), ("c++", "CXX")):
-            wanted = os.environ.get(env, tool)
+            wanted = os.environ.get(env) or tool
             if shutil.which(wanted) is None:
-                missing.append(f"  {wanted} (C/C++ compiler): apt-get install build-essential "
+                missing.append(f"a C/C++ compiler ({wanted}): apt-get install build-essential "
                                f"(apk add build-base on Alpine), or set ${env}")
-    if missing:
-        raise MissingToolError("the self-build needs these programs on PATH:\n"
-                               + "\n".join(missing))
+    if not missing:
+        return
+    if toolchain.backend == "native" and toolchain.name.startswith("native-"):
+        what = (f"edgeforge ships no toolchain for this machine ({toolchain.arch}, "
+                f"{toolchain.libc}), so it builds with the machine's own compilers")
+    else:
+        what = f"building for {toolchain.name} with {toolchain.backend}"
+    raise MissingToolError(f"{what}, and these are missing: " + "; ".join(missing))
 
 
 # --- PEP 517 hooks ----------------------------------------------------------------------
 
 
-def _fail(err: EdgeforgeError, what: str) -> NoReturn:
-    """A clear message and edgeforge's exit code instead of a traceback (pip shows both the
-    output and the code)."""
-    print(f"edgeforge: error: {err}", file=sys.stderr)
-    print(f"edgeforge: {what} failed. This package has no wheel for this machine "
-          f"({platform.machine()}, {sys.platform}), so pip is building it from source with "
-          "edgeforge. Needs: cmake, ninja, a C/C++ compiler and network access (or a filled "
-          "$EDGEFORGE_CACHE); docs/install.md says more.",
-          file=sys.stderr)
+def _machine() -> str:
+    libc, version = platform.libc_ver()
+    return f"{platform.machine()}, {libc or 'musl'} {version}".rstrip()
+
+
+def _fail(err: EdgeforgeError, what: str, project: Project | None = None) -> NoReturn:
+    """One clear message and edgeforge's exit code instead of a traceback (pip shows the
+    backend's output and the code)."""
+    name = f"{project.name} {project.version}" if project else "this package"
+    lines = [f"edgeforge: {what} of {name} failed (no wheel for this machine: {_machine()}): "
+             f"{err}"]
+    if isinstance(err, MissingToolError):
+        lines.append("Install that and run pip again.")
+    if project is not None and project.library_env:
+        lines.append(f"Or use a build of the library you already have: install the packages "
+                     f"that need {project.name} with `pip install --no-deps`, and set "
+                     f"{project.library_env}=/path/to/the/library.")
+    print("\n".join(lines), file=sys.stderr)
     raise SystemExit(err.exit_code)
+
+
+def _settings_or_fail(config: ConfigSettings, what: str) -> Settings:
+    project = None
+    try:
+        project = load_project(Path.cwd().resolve())
+        return load_settings(config=config)
+    except EdgeforgeError as err:
+        _fail(err, what, project)
 
 
 def get_requires_for_build_wheel(config_settings: ConfigSettings = None) -> list[str]:
@@ -281,18 +343,23 @@ def get_requires_for_build_sdist(config_settings: ConfigSettings = None) -> list
     return []
 
 
+def _wheel_spec(settings: Settings, toolchain: Toolchain) -> WheelSpec:
+    from .pipeline import wheel_spec
+
+    return wheel_spec(settings.recipe, toolchain)
+
+
 def prepare_metadata_for_build_wheel(metadata_directory: str,
                                      config_settings: ConfigSettings = None) -> str:
     """The wheel's .dist-info without building anything (what ``pip download`` and the
     resolver need)."""
     from .wheel import _entry_points_file, _metadata, _wheel_file
 
+    settings = _settings_or_fail(config_settings, "reading the metadata")
     try:
-        settings = load_settings(config=config_settings)
-        recipe = _load_recipe(settings)
-        spec = _wheel_spec(recipe, host_toolchain(settings))
+        spec = _wheel_spec(settings, host_toolchain(settings))
     except EdgeforgeError as err:
-        _fail(err, "reading the project's metadata")
+        _fail(err, "reading the metadata", settings.project)
     out = Path(metadata_directory) / spec.dist_info
     out.mkdir(parents=True, exist_ok=True)
     (out / "METADATA").write_text(_metadata(spec, []), encoding="utf-8")
@@ -306,35 +373,56 @@ def prepare_metadata_for_build_wheel(metadata_directory: str,
 def build_wheel(wheel_directory: str, config_settings: ConfigSettings = None,
                 metadata_directory: str | None = None) -> str:
     """Run the pipeline for the host (no QEMU) and put the wheel into ``wheel_directory``."""
-    from .lock import read_lock
     from .log import Logger
-    from .pipeline import BuildOptions, build
+    from .pipeline import build
 
+    settings = _settings_or_fail(config_settings, "the self-build")
+    recipe = settings.recipe
     try:
-        settings = load_settings(config=config_settings)
-        recipe = _load_recipe(settings)
         toolchain = host_toolchain(settings)
         preflight(toolchain)
         logger = Logger(verbose=True)
         logger.info(f"edgeforge {__version__}: self-build of {recipe.wheel.distribution} "
                     f"{recipe.version} for {toolchain.name} ({toolchain.backend}, "
-                    f"{toolchain.platform_tag}); cache {settings.cache_dir}")
+                    f"{toolchain.platform_tag}) from {recipe.path}; cache "
+                    f"{settings.build.cache_dir}")
         if not settings.smoke:
             logger.info("smoke test skipped (pass -C smoke=1 or EDGEFORGE_SMOKE=1 to run it)")
-        options = BuildOptions(cache_dir=settings.cache_dir,
-                               dist_dir=Path(wheel_directory).resolve(),
-                               offline=settings.offline, jobs=settings.jobs,
-                               smoke=settings.smoke, reference=False, locked=read_lock(recipe))
+        options = settings.build.build_options(recipe, Path(wheel_directory).resolve(),
+                                               smoke=settings.smoke, reference=False)
         with logger.step(f"{recipe.name} {recipe.version} for {toolchain.name}"):
             report = build(recipe, toolchain, options, logger, host=toolchain)
     except EdgeforgeError as err:
-        _fail(err, "the self-build")
+        _fail(err, "the self-build", settings.project)
     return report.wheel.name
 
 
-def sdist_files(settings: Settings, recipe) -> dict[str, Path]:
-    """Archive path (relative to the sdist root) -> file, for everything the self-build reads.
-    """
+# --- the sdist ----------------------------------------------------------------------------
+
+
+def _local_files(recipe: Recipe) -> list[Path]:
+    """Files and directories a path recipe references besides its own directory."""
+    refs: list[Path] = []
+    for source in recipe.sources:
+        refs += source.patches
+        for location in source.locations:  # local sources (file://{recipe_dir}/...)
+            if location.url and location.url.startswith("file://"):
+                refs.append(Path(location.url[len("file://"):]))
+    refs += [recipe.directory / rel for rel in recipe.wheel.python_sources]
+    refs += [recipe.directory / rel for rel in (recipe.smoke.script, recipe.smoke.c_driver) if rel]
+    refs += [recipe.directory / rel for rel in recipe.smoke.python_path]
+    if recipe.cmake is not None and recipe.cmake.project:
+        refs.append(recipe.directory / recipe.cmake.project)
+    return [p.resolve() for p in refs]
+
+
+def _outside_references(recipe: Recipe) -> list[Path]:
+    return [p for p in _local_files(recipe) if not p.is_relative_to(recipe.directory)]
+
+
+def sdist_files(settings: Settings) -> dict[str, Path]:
+    """Archive path (relative to the sdist root) -> file, for everything the self-build reads
+    that the pinned edgeforge does not ship."""
     root = settings.sdist_root
     found: dict[str, Path] = {}
 
@@ -347,40 +435,19 @@ def sdist_files(settings: Settings, recipe) -> dict[str, Path]:
             return
         if not path.is_file():
             raise ConfigError(f"the sdist needs {path}, which does not exist",
-                              path=settings.recipe)
-        try:
-            rel = path.relative_to(root).as_posix()
-        except ValueError:
-            raise ConfigError(f"{path} lies outside {root}; the sdist keeps the files' "
-                              "relative layout, so keep them under one directory",
-                              path=settings.recipe) from None
-        found[rel] = path
+                              path=settings.recipe.path)
+        found[path.relative_to(root).as_posix()] = path
 
-    from .lock import lock_path
-
-    add(recipe.path)
-    if lock_path(recipe).is_file():
-        add(lock_path(recipe))
-    for source in recipe.sources:
-        for patch in source.patches:
-            add(patch)
-        for location in source.locations:  # local sources (file://{recipe_dir}/...)
-            if location.url and location.url.startswith("file://"):
-                local = Path(location.url[len("file://"):])
-                if local.resolve().is_relative_to(recipe.directory):
-                    add(local)
-    for rel in recipe.wheel.python_sources:
-        add(recipe.directory / rel)
-    for rel in (recipe.smoke.script, recipe.smoke.c_driver):
-        if rel:
-            add(recipe.directory / rel)
-    for rel in recipe.smoke.python_path:
-        if (recipe.directory / rel).is_dir():
-            add(recipe.directory / rel)
-    for toolchain in sorted(settings.toolchains.glob("*.toml")):
-        add(toolchain)
-    if settings.readme is not None:
-        add(settings.readme)
+    if settings.project.recipe_is_path:  # the recipe's directory and what it refers to
+        add(settings.recipe.directory)
+        for ref in _outside_references(settings.recipe):
+            if ref.exists():
+                add(ref)
+    if settings.project.toolchains is not None:
+        for toolchain in sorted(settings.project.toolchains.glob("*.toml")):
+            add(toolchain)
+    if settings.project.readme is not None:
+        add(settings.project.readme)
     return found
 
 
@@ -392,32 +459,38 @@ def _junk(rel: Path) -> bool:
 def sdist_pyproject(settings: Settings, root: Path) -> str:
     """The sdist's own pyproject.toml: the same project, paths relative to the sdist root,
     and this exact edgeforge as the build requirement."""
+    project = settings.project
+
     def rel(p: Path) -> str:
         return p.relative_to(root).as_posix()
 
+    recipe = rel(settings.recipe.path) if project.recipe_is_path else project.recipe_ref
     lines = [
         "# Generated by edgeforge's build backend: the self-build of this binary distribution.",
+        f"# Built from edgeforge {__version__}'s recipe {recipe!r} (pinned sources, sha256s).",
         "[build-system]",
         f'requires = ["edgeforge=={__version__}"]',
         'build-backend = "edgeforge.backend"',
         "",
         "[project]",
-        f'name = "{settings.name}"',
-        f'version = "{settings.version}"',
+        f'name = "{project.name}"',
+        f'version = "{project.version}"',
     ]
-    if settings.readme is not None:
-        lines.append(f'readme = "{rel(settings.readme)}"')
-    if settings.requires_python:
-        lines.append(f'requires-python = "{settings.requires_python}"')
+    if project.readme is not None:
+        lines.append(f'readme = "{rel(project.readme)}"')
+    if project.requires_python:
+        lines.append(f'requires-python = "{project.requires_python}"')
     lines += [
         'dynamic = ["description", "license", "dependencies", "scripts", "entry-points"]',
         "",
         "[tool.edgeforge]",
-        f'recipe = "{rel(settings.recipe)}"',
-        f'toolchains = "{rel(settings.toolchains)}"',
-        "",
+        f'recipe = "{recipe}"',
     ]
-    return "\n".join(lines)
+    if project.toolchains is not None:
+        lines.append(f'toolchains = "{rel(project.toolchains)}"')
+    if project.library_env:
+        lines.append(f'library-env = "{project.library_env}"')
+    return "\n".join(lines) + "\n"
 
 
 def _tar_add(tar: tarfile.TarFile, name: str, data: bytes, mode: int, mtime: int) -> None:
@@ -432,13 +505,14 @@ def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) ->
     """A reproducible ``{name}-{version}.tar.gz`` (sorted, fixed mtimes and owners)."""
     from .wheel import _metadata
 
+    settings = _settings_or_fail(config_settings, "making the sdist")
     try:
-        settings = load_settings(config=config_settings)
-        recipe = _load_recipe(settings)
-        files = sdist_files(settings, recipe)
-        spec = _wheel_spec(recipe, native_toolchain())
+        files = sdist_files(settings)
+        spec = replace(_wheel_spec(settings, native_toolchain()),
+                       description=settings.project.readme.read_text(encoding="utf-8")
+                       if settings.project.readme else None)
     except EdgeforgeError as err:
-        _fail(err, "making the sdist")
+        _fail(err, "making the sdist", settings.project)
     root = settings.sdist_root
     base = f"{spec.name}-{spec.normalized_version}"
     epoch = resolve_source_date_epoch()
@@ -449,20 +523,14 @@ def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) ->
     out_dir = Path(sdist_directory)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{base}.tar.gz"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{base}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw, \
-                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=epoch) as gz, \
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name in sorted(set(files) | set(generated)):
-                if name in generated:
-                    data, mode = generated[name], 0o644
-                else:
-                    data = files[name].read_bytes()
-                    mode = 0o755 if os.access(files[name], os.X_OK) else 0o644
-                _tar_add(tar, f"{base}/{name}", data, mode, epoch)
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(final) as tmp, tmp.open("wb") as raw, \
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=epoch) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in sorted(set(files) | set(generated)):
+            if name in generated:
+                data, mode = generated[name], 0o644
+            else:
+                data = files[name].read_bytes()
+                mode = 0o755 if os.access(files[name], os.X_OK) else 0o644
+            _tar_add(tar, f"{base}/{name}", data, mode, epoch)
     return final.name

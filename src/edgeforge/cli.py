@@ -15,6 +15,7 @@ from .log import Logger
 from .recipe import resolve_recipe
 from .release_config import DEFAULT_CONFIG, load_release_config
 from .resources import SearchPath, list_toml
+from .settings import BuildSettings, resolve_settings
 from .toolchain import BACKENDS, available_targets, host_target_name, load_toolchain, resolve_target
 
 
@@ -109,8 +110,8 @@ def cmd_targets(search: SearchPath, logger: Logger) -> int:
     return 0
 
 
-def cmd_build(args: argparse.Namespace, search: SearchPath, cache_dir: Path, logger: Logger
-              ) -> int:
+def cmd_build(args: argparse.Namespace, settings: BuildSettings, logger: Logger) -> int:
+    search = settings.search
     recipe = resolve_recipe(args.recipe, search.recipes)
     if args.toolchain is not None:
         toolchains = [resolve_target(None, args.toolchain)]
@@ -119,10 +120,8 @@ def cmd_build(args: argparse.Namespace, search: SearchPath, cache_dir: Path, log
                       for t in (args.target or [None])]
     if args.compiler:
         toolchains = [t.with_backend(args.compiler) for t in toolchains]
-    options = pipeline.BuildOptions(
-        cache_dir=cache_dir, dist_dir=args.dist.resolve(), work_dir=args.work_dir,
-        offline=args.offline, jobs=args.jobs, smoke=not args.no_smoke,
-        reference=not args.no_reference, locked=read_lock(recipe))
+    options = settings.build_options(recipe, args.dist.resolve(), work_dir=args.work_dir,
+                                     smoke=not args.no_smoke, reference=not args.no_reference)
     host = resolve_target(None, directories=search.toolchains)
     reports = []
     for toolchain in toolchains:
@@ -197,13 +196,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     logger = Logger(verbose=args.verbose)
-    cache_dir = (args.cache_dir or fetch.default_cache_dir()).expanduser().resolve()
-    search = SearchPath.build(args.recipe_path, args.toolchain_path)
     try:
+        # The same settings chain as the PEP 517 backend's: a flag, else the environment.
+        settings = resolve_settings({
+            "cache-dir": args.cache_dir, "recipe-path": args.recipe_path,
+            "toolchain-path": args.toolchain_path, "jobs": getattr(args, "jobs", None),
+            "offline": getattr(args, "offline", False) or None})
+        cache_dir, search = settings.cache_dir, settings.search
         if args.command == "targets":
             return cmd_targets(search, logger)
         if args.command == "build":
-            return cmd_build(args, search, cache_dir, logger)
+            return cmd_build(args, settings, logger)
         if args.command == "fetch":
             return cmd_fetch(args, search, cache_dir, logger)
         if args.command == "release":

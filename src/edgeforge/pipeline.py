@@ -170,16 +170,7 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
         musl = MUSL_LIBC_SONAMES.get(toolchain.arch) if toolchain.libc == "musl" else None
         staged = stage(recipe, expand, work / "stage", compilers.strip, logger, musl)
     with logger.step("wheel"):
-        spec = WheelSpec(
-            distribution=recipe.wheel.distribution,
-            version=recipe.version,
-            platform_tags=toolchain.wheel_tags,
-            summary=recipe.wheel.summary,
-            license=recipe.wheel.license,
-            requires_python=recipe.wheel.requires_python,
-            requires_dist=recipe.wheel.requires_dist,
-            entry_points=_entry_points(recipe),
-        )
+        spec = wheel_spec(recipe, toolchain)
         wheelhouse = work / "wheelhouse"
         if wheelhouse.exists():
             shutil.rmtree(wheelhouse)
@@ -232,6 +223,20 @@ def complete_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
             or sha256_file(wheel) != marker.get("sha256")):
         return None
     return wheel
+
+
+def wheel_spec(recipe: Recipe, toolchain: Toolchain) -> WheelSpec:
+    """The wheel a recipe makes for a target (the pipeline's and the PEP 517 backend's)."""
+    return WheelSpec(
+        distribution=recipe.wheel.distribution,
+        version=recipe.version,
+        platform_tags=toolchain.wheel_tags,
+        summary=recipe.wheel.summary,
+        license=recipe.wheel.license,
+        requires_python=recipe.wheel.requires_python,
+        requires_dist=recipe.wheel.requires_dist,
+        entry_points=_entry_points(recipe),
+    )
 
 
 def _entry_points(recipe: Recipe) -> dict[str, dict[str, str]]:
