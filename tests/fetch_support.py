@@ -66,6 +66,8 @@ def _handler(served: Served) -> type[http.server.BaseHTTPRequestHandler]:
 
         def _serve(self, body: bool) -> None:
             path = served.root / self.path.lstrip("/").split("?")[0]
+            if path.is_dir():  # a PEP 503 project page
+                path = path / "index.html"
             spec = self.headers.get("Range")
             if not path.is_file():
                 served.requests.append((self.command, self.path, spec, 0))
@@ -81,6 +83,8 @@ def _handler(served: Served) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send_header("Content-Range", f"bytes {span[0]}-{span[1]}/{len(data)}")
                 part = data[span[0]:span[1] + 1]
             self.send_header("Content-Length", str(len(part)))
+            if path.suffix == ".html":
+                self.send_header("Content-Type", "text/html")
             if not served.ignore_range:
                 self.send_header("Accept-Ranges", "bytes")
             self.end_headers()

@@ -176,3 +176,53 @@ def test_sources_check_reports_every_url(big_xz: tuple[Path, str, tuple[int, int
     assert bad.returncode == 3 and "demo:gone" in bad.stderr
     gets = [r for r in served.requests if r[0] == "GET"]
     assert all(r[2] == "bytes=0-0" for r in gets), "nothing was downloaded"
+
+
+PYPI_RECIPE = """
+[package]
+name = "demo"
+version = "1.0"
+
+[[sources]]
+name = "models"
+smoke-only = true
+urls = [{{ pypi = "demo-models=={version}", pypi-python = "3.11", sha256 = "{sha}" }}]
+
+[build]
+system = "cmake"
+[build.cmake]
+source = "models"
+
+[[stage]]
+from = "{{build}}/libdemo.so"
+to = "lib/"
+
+[wheel]
+distribution = "demo-lib"
+package = "demo_lib"
+"""
+
+
+def test_sources_check_asks_pip_for_a_pypi_location(tmp_path: Path) -> None:
+    """Through pip's own index lookup against a local PEP 503 index: the pinned version is
+    listed, another is not; no file is downloaded (the wheel named there does not exist)."""
+    project = tmp_path / "www" / "simple" / "demo-models"
+    project.mkdir(parents=True)
+    (project / "index.html").write_text(
+        '<!DOCTYPE html><html><body><a href="demo_models-1.0-py3-none-any.whl#sha256='
+        + "0" * 64 + '">demo_models-1.0-py3-none-any.whl</a></body></html>\n')
+    recipe = tmp_path / "demo.toml"
+    with serve(tmp_path / "www") as served:
+        env = {**os.environ, "PIP_INDEX_URL": f"{served.url}/simple", "PIP_NO_CACHE_DIR": "1",
+               "PIP_CONFIG_FILE": os.devnull}
+
+        def check(version: str) -> subprocess.CompletedProcess[str]:
+            recipe.write_text(PYPI_RECIPE.format(version=version, sha="0" * 64))
+            return subprocess.run([sys.executable, "-m", "edgeforge", "sources", "check",
+                                   str(recipe)], capture_output=True, text=True, timeout=120,
+                                  env=env)
+        listed, missing = check("1.0"), check("2.0")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "pip: 1.0 listed" in listed.stdout
+    assert missing.returncode == 3 and "2.0 is not listed" in missing.stdout
+    assert [r for r in served.requests if r[1].endswith(".whl")] == []

@@ -1,10 +1,12 @@
 """``edgeforge sources check``: does every URL of every source still answer?
 
 Each location is asked without downloading it: a HEAD request, or a ranged GET of one byte
-where HEAD is refused (405/501/403). A PyPI location is asked through pip, by a dry-run install
-that resolves the pinned file from its metadata alone (``pip install --dry-run --report``,
-no wheel downloaded) and reports its sha256, which must match the recipe's. Debian pool files
-are asked on the archive the machine's apt sources name (edgeforge.debian).
+where HEAD is refused (405/501/403). A PyPI location is asked through pip, the only client
+edgeforge uses for PyPI: ``pip index versions NAME --platform ... --python-version ...`` reads
+the project's index page (about 120 KB for mediapipe) and says whether the pinned version has
+a file for that platform. (``pip download`` or ``pip install --dry-run`` would fetch the whole
+35.7 MB wheel; measured.) Its size and sha256 are not checked here: the fetch checks the sha256.
+Debian pool files are asked on the archive the machine's apt sources name (edgeforge.debian).
 
 The report is one row per URL: source, URL (the recipe's display form), status, size, and
 whether it is the *last* reachable URL of its source (if it goes, the source is gone). A source
@@ -16,10 +18,8 @@ from __future__ import annotations
 import concurrent.futures
 import email.message
 import http.client
-import json
 import subprocess
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -93,31 +93,28 @@ def ask_url(url: str, timeout: float = TIMEOUT) -> Answer:
 
 
 def ask_pypi(location: Location, timeout: float = 120.0) -> Answer:
-    """Resolve the pinned file through pip without downloading it; compare its sha256."""
-    with tempfile.TemporaryDirectory(prefix="edgeforge-sources-") as tmp:
-        report = Path(tmp) / "report.json"
-        argv = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
-                "--ignore-installed", "--disable-pip-version-check", "--quiet",
-                "--target", str(Path(tmp) / "target"), "--report", str(report)]
-        if location.pypi_platform:
-            argv += ["--only-binary=:all:", "--platform", location.pypi_platform]
-        if location.pypi_python:
-            argv += ["--python-version", location.pypi_python]
-        try:
-            result = subprocess.run([*argv, location.pypi or ""], capture_output=True,
-                                    text=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return Answer(False, f"pip: no answer in {timeout:.0f}s")
-        if result.returncode != 0 or not report.is_file():
-            tail = (result.stderr.strip().splitlines() or ["failed"])[-1]
-            return Answer(False, f"pip: {tail[:120]}")
-        installs = json.loads(report.read_text()).get("install", [])
-    hashes = installs[0].get("download_info", {}).get("archive_info", {}).get("hashes", {}) \
-        if installs else {}
-    sha = hashes.get("sha256")
-    if location.sha256 is not None and sha != location.sha256:
-        return Answer(False, f"pip: resolves to sha256 {sha}, recipe pins {location.sha256}")
-    return Answer(True, "pip: resolves, sha256 matches" if sha else "pip: resolves")
+    """Ask pip's index whether the pinned version has a file for the location's platform and
+    Python (``pip index versions``: the project's index page only, no file downloaded)."""
+    name, _, version = (location.pypi or "").partition("==")
+    argv = [sys.executable, "-m", "pip", "index", "versions", name,
+            "--disable-pip-version-check"]
+    if location.pypi_platform:
+        argv += ["--only-binary=:all:", "--platform", location.pypi_platform]
+    if location.pypi_python:
+        argv += ["--python-version", location.pypi_python]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        return Answer(False, f"pip: no answer in {timeout:.0f}s")
+    listed = [line.partition(":")[2].replace(",", " ").split()
+              for line in result.stdout.splitlines() if line.startswith("Available versions:")]
+    if result.returncode != 0 or not listed:
+        tail = (result.stderr.strip().splitlines() or ["no versions"])[-1]
+        return Answer(False, f"pip: {tail[:120]}")
+    if version and version not in listed[0]:
+        return Answer(False, f"pip: {version} is not listed for this platform")
+    return Answer(True, f"pip: {version or name} listed")
 
 
 def ask(location: Location) -> Answer:
