@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import shutil
 import socket
@@ -99,6 +100,27 @@ def test_a_server_that_ignores_range_means_the_whole_file(
     assert treehash.tree_hash(got) == tree
     assert "ignored a Range request" in log.getvalue()
     assert "downloading the whole file instead" in log.getvalue()
+
+
+def test_a_file_of_two_xz_streams_means_the_whole_file(
+        big_xz: tuple[Path, str, tuple[int, int]], tmp_path: Path) -> None:
+    """Concatenated streams have no single block map: the whole file, with a warning."""
+    archive, _, member_range = big_xz
+    tar = lzma.decompress(archive.read_bytes())
+    half = len(tar) // 2
+    www = tmp_path / "www"
+    www.mkdir()
+    two = www / archive.name
+    two.write_bytes(lzma.compress(tar[:half]) + lzma.compress(tar[half:]))
+    tree = _expected_tree(archive, tmp_path / "expected")
+    with serve(www) as served:
+        src = _source(f"{served.url}/{two.name}", hashlib.sha256(two.read_bytes()).hexdigest(),
+                      member_range, tree)
+        log = io.StringIO()
+        got = fetch.fetch_tree(src, fetch.FetchOptions(cache_dir=tmp_path / "c"),
+                               Logger(stream=log))
+    assert treehash.tree_hash(got) == tree
+    assert "not one stream of blocks" in log.getvalue()
 
 
 def test_a_wrong_range_is_refused(big_xz: tuple[Path, str, tuple[int, int]],

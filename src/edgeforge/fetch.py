@@ -17,8 +17,11 @@ serves every location and a re-run downloads nothing.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import os
 import shutil
 import stat
@@ -32,6 +35,7 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from . import debian, treehash, xzrange
 from .errors import ChecksumError, ConfigError, FetchError, UnsafeArchiveError
@@ -394,6 +398,20 @@ def _extract_deb(archive: Path, dest: Path, components: int,
     raise FetchError(f"{archive.name} has no data.tar member")
 
 
+def _decompressed(raw: io.BufferedReader) -> BinaryIO:
+    """The tar stream inside ``raw``, by its magic bytes. Through the compression modules'
+    own file objects, which read concatenated streams (pixz, pigz, pbzip2 write them);
+    tarfile's ``r|xz`` stops after the first."""
+    magic = raw.peek(6)[:6]
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw)
+    if magic.startswith(b"BZh"):
+        return bz2.BZ2File(raw)
+    return raw  # a plain tar
+
+
 def extract(archive: Path, dest: Path, strip_components: int, member: str | None = None,
             exclude: tuple[str, ...] = ()) -> None:
     """Extract safely: no absolute paths, no ``..``, no links pointing out of ``dest``.
@@ -411,9 +429,11 @@ def extract(archive: Path, dest: Path, strip_components: int, member: str | None
         elif name.endswith(".deb"):
             _extract_deb(archive, dest, strip_components, only, exclude)
         else:
-            with tarfile.open(archive, mode="r|*") as tar:  # streamed: big archives stay cheap
+            with archive.open("rb") as raw, _decompressed(raw) as stream, \
+                    tarfile.open(fileobj=stream, mode="r|") as tar:  # streamed: stays cheap
                 _extract_tar(tar, dest, strip_components, only, exclude)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile,
+            lzma.LZMAError) as err:
         raise FetchError(f"cannot extract {archive}: {err}") from None
 
 

@@ -15,8 +15,9 @@ cover that range:
 The result is a small tar file; fetch extracts it with the same safe extraction as any
 archive, and the source's tree hash proves it is the right code.
 
-A server that ignores ``Range`` (answers 200 with the whole file) raises ``RangeUnsupported``:
-fetch then falls back to downloading the whole file against its sha256, and says so.
+A server that ignores ``Range`` (answers 200 with the whole file), or a file that is not one
+stream of blocks, raises ``RangeUnsupported``: fetch then falls back to downloading the whole
+file against its sha256, and says so.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ CHUNK = 1 << 20
 
 
 class RangeUnsupported(FetchError):
-    """The server answered a ranged GET with the whole file."""
+    """No ranged fetch of this file: the server answered a ranged GET with the whole file, or
+    the file is not one xz stream of blocks. The caller falls back to the whole file."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,8 @@ def parse_index(index: bytes, flags: bytes, file_size: int) -> BlockMap:
         offset += size
         uoffset += usize
     if offset + len(index) + 12 != file_size:
-        raise FetchError("the xz file is not one stream of blocks (concatenated streams or "
-                         "padding); ranged fetches need a single stream")
+        raise RangeUnsupported("the xz file is not one stream of blocks (concatenated streams "
+                               "or padding); ranged fetches need a single stream")
     return BlockMap(flags=flags, blocks=tuple(blocks), file_size=file_size)
 
 
