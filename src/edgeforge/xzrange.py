@@ -93,9 +93,9 @@ class RangeClient:
             path = Path(urllib.request.url2pathname(parsed.path))
             total = path.stat().st_size
             first, last = _parse_spec(spec, total)
-            f = path.open("rb")
-            f.seek(first)
-            return io.BytesIO(f.read(last - first + 1)), first, total
+            with path.open("rb") as f:
+                f.seek(first)
+                return io.BytesIO(f.read(last - first + 1)), first, total
         request = urllib.request.Request(self.url, headers={"User-Agent": "edgeforge",
                                                             "Range": f"bytes={spec}"})
         try:
