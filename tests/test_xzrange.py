@@ -100,6 +100,10 @@ def test_a_server_that_ignores_range_means_the_whole_file(
     assert treehash.tree_hash(got) == tree
     assert "ignored a Range request" in log.getvalue()
     assert "downloading the whole file instead" in log.getvalue()
+    # offline, the whole file fetched by the fallback serves the member too
+    shutil.rmtree(tmp_path / "c" / "src")
+    offline = fetch.FetchOptions(cache_dir=tmp_path / "c", offline=True)
+    assert treehash.tree_hash(fetch.fetch_tree(src, offline, Logger())) == tree
 
 
 def test_a_file_of_two_xz_streams_means_the_whole_file(

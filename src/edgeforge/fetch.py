@@ -115,6 +115,10 @@ def fetch_location(source: Source, location: Location, opts: FetchOptions,
                     return target
                 logger.warning(f"{target} is corrupt (sha256 {actual}); removing it")
                 target.unlink()
+        if opts.offline and location.member_range is not None and sha is not None:
+            whole = cached_path(opts, sha, location)  # fetched whole before (or by a fallback)
+            if whole.is_file() and sha256_file(whole) == sha:
+                return whole
         if opts.offline:
             raise FetchError("not in the cache and --offline is set")
         if location.member_range is not None and sha is not None:
