@@ -32,6 +32,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,7 @@ class Variant:
     wheel_dir: Path  # the local wheel directory (every platform's wheels)
     reference: dict[str, Any]  # the host's smoke output
     data_env: dict[str, str]  # EDGEFORGE_SOURCE_* for the smoke script
+    what: str  # what the smoke script runs, for the table
 
     def expected(self, toolchain: Toolchain) -> set[str]:
         wanted = {wheel_filename(self.recipe, toolchain)}
@@ -137,6 +139,7 @@ class Row:
     pip: str
     chosen: str
     result: str
+    seconds: str  # pip install, then the model run
 
 
 # --------------------------------------------------------------------------- shared inputs
@@ -167,12 +170,12 @@ def matrix(request: pytest.FixtureRequest) -> Iterator[list[Row]]:
     if not rows:
         return
     header = ("userland", "Python", "numpy", "glibc", "pip", "wheel the userland's pip chose",
-              "model result")
+              "model result", "seconds (pip, run)")
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"userland matrix ({today}, {platform.machine()} host):",
              "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines += ["| " + " | ".join((r.userland, r.python, r.numpy, r.glibc, r.pip, r.chosen,
-                                 r.result)) + " |" for r in rows]
+                                 r.result, r.seconds)) + " |" for r in rows]
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():  # to the terminal, -s or not
         print("\n" + "\n".join(lines), flush=True)
@@ -248,7 +251,8 @@ def tflite(edgeforge_cache: Path, logger: Logger,
     recipe = load_recipe(RECIPES_DIR / "tflite.toml")
     reference, data = _reference(recipe, host_wheel, edgeforge_cache,
                                  tmp_path_factory.mktemp("tflite-host"), logger)
-    return Variant(recipe, "tflite-edge", wheels, reference, data)
+    return Variant(recipe, "tflite-edge", wheels, reference, data,
+                   "face_detection_short_range, XNNPACK and reference kernels")
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +270,8 @@ def fixture_lib(fixture_recipe: Path, edgeforge_cache: Path, logger: Logger,
     host = load_toolchain(TOOLCHAINS_DIR / "linux-x86_64.toml")
     reference, data = _reference(recipe, wheels / wheel_filename(recipe, host), edgeforge_cache,
                                  tmp_path_factory.mktemp("edgemath-host"), logger)
-    return Variant(recipe, "edgemath-lib", wheels, reference, data)
+    return Variant(recipe, "edgemath-lib", wheels, reference, data,
+                   "the fixture's smoke.py (threads, exceptions, float math)")
 
 
 # --------------------------------------------------------------------------- one row
@@ -283,6 +288,7 @@ def run_row(userland: Userland, variant: Variant, root: DebianRoot, toolchain: T
             work: Path, matrix: list[Row]) -> None:
     """Install with the userland's pip, run the smoke script, compare with the host."""
     python = userland.python or str(root.python)
+    started = time.monotonic()
     installed = qemu.install_with_root_pip(root, toolchain, [variant.requirement],
                                            variant.wheel_dir, work / "prefix", python=python)
     chosen = set(installed.chosen)
@@ -295,9 +301,11 @@ def run_row(userland: Userland, variant: Variant, root: DebianRoot, toolchain: T
         f"numpy should come from {'PyPI' if userland.pypi_numpy else 'Debian'}: {chosen}")
     script = variant.recipe.directory / variant.recipe.smoke.script  # type: ignore[operator]
     env = {"PYTHONPATH": os.pathsep.join(map(str, installed.site_dirs)), **variant.data_env}
+    pip_seconds = time.monotonic() - started
     proc = qemu.run_in_root(root, toolchain, [python, "-c", FACTS, str(script)], env=env,
                             timeout=variant.recipe.smoke.timeout)
     assert proc.returncode == 0, f"{script.name} in {userland}:\n{proc.stdout}\n{proc.stderr}"
+    run_seconds = time.monotonic() - started - pip_seconds
     facts = parse_json_output(proc.stdout.splitlines()[0], "the userland facts")["userland"]
     output = parse_json_output(proc.stdout, script.name)
     mismatches = differences(output, variant.reference, variant.recipe.smoke.tolerance,
@@ -326,8 +334,9 @@ def run_row(userland: Userland, variant: Variant, root: DebianRoot, toolchain: T
         glibc=facts["glibc"].split()[-1],
         pip=re.sub(r"\+.*|-.*", "", _debian_version(root, "python3-pip")),
         chosen=lib,
-        result=f"{Path(str(script)).name}: matches the host (tolerance "
-               f"{variant.recipe.smoke.tolerance:g})"))
+        result=f"{variant.what}: matches the host (tolerance "
+               f"{variant.recipe.smoke.tolerance:g})",
+        seconds=f"{pip_seconds:.0f}, {run_seconds:.0f}"))
 
 
 # --------------------------------------------------------------------------- the matrix

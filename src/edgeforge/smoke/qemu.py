@@ -146,7 +146,9 @@ class RootInstall:
     output: str
 
 
-_PROCESSING = re.compile(r"^\s*Processing \S*?([^/\s]+\.whl)\s*$", re.MULTILINE)
+# pip's line for each file it takes: "Processing /dir/x.whl", newer pips add " (from req)".
+_PROCESSING = re.compile(r"^\s*Processing \S*?([^/\s]+\.whl)(?: \(from [^)]*\))?\s*$",
+                         re.MULTILINE)
 
 
 def install_with_root_pip(root: DebianRoot, toolchain: Toolchain, requirements: Sequence[str],
