@@ -147,7 +147,7 @@ def test_interrupted_extraction_leaves_nothing_trusted(tmp_path: Path) -> None:
             pipe.flush()
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:  # wait until files land in the staging dir
-                staged = list((cache / "src").glob(".demo.*/f*.txt"))
+                staged = list((cache / "src").glob(".demo-*/f*.txt"))
                 if len(staged) > 10:
                     break
                 time.sleep(0.05)
@@ -162,9 +162,12 @@ def test_interrupted_extraction_leaves_nothing_trusted(tmp_path: Path) -> None:
     finals = [p for p in (cache / "src").iterdir() if not p.name.startswith(".")]
     assert finals == []
     src = _demo_source(pin, Location(url=archive.as_uri(), debian_pool=None, sha256=None))
-    tree = fetch.fetch_tree(src, fetch.FetchOptions(cache_dir=cache), Logger(stream=io.StringIO()))
+    log = io.StringIO()
+    tree = fetch.fetch_tree(src, fetch.FetchOptions(cache_dir=cache), Logger(stream=log))
     assert (tree / ".complete").read_text().strip() == pin
     assert treehash.tree_hash(tree) == pin
+    assert "left by an interrupted extraction" in log.getvalue()
+    assert [p.name for p in (cache / "src").iterdir() if p.is_dir()] == [tree.name]
 
 
 def test_two_processes_fetching_one_file_download_it_once(tmp_path: Path) -> None:

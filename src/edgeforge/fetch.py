@@ -489,7 +489,11 @@ def prepare_source(source: Source, archive: Path, opts: FetchOptions, logger: Lo
     with file_lock(root / f".{tree.name}.lock", f"the extraction of {source.name}", logger.info):
         if (tree / ".complete").is_file():  # another process finished it meanwhile
             return tree
-        staging = Path(tempfile.mkdtemp(prefix=f".{source.name}.", dir=root))
+        for stale in root.glob(f".{tree.name}.*"):  # left by a killed run (we hold the lock)
+            if stale.is_dir() and not stale.is_symlink():
+                logger.info(f"removing {stale}, left by an interrupted extraction")
+                shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{tree.name}.", dir=root))
         try:
             logger.info(f"extracting {archive.name}")
             actual = extracted_tree_hash(source, archive, location, staging)
