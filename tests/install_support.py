@@ -126,7 +126,7 @@ def local_index(directory: Path, log: Path) -> Iterator[str]:
     port = free_port()
     pypiserver = Path(sys.executable).with_name("pypi-server")
     argv = [str(pypiserver), "run", "--host", "127.0.0.1", "--port", str(port),
-            "--disable-fallback", "--authenticate", ".", "--passwords", ".",
+            "--disable-fallback", "--authenticate", ".", "--passwords", ".", "-v",
             "--log-file", str(log), str(directory)]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             env=pip_env())

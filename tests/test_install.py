@@ -279,7 +279,7 @@ def test_missing_build_tools_say_what_to_install(monkeypatch: pytest.MonkeyPatch
     message = str(err.value)
     assert message.startswith("edgeforge ships no toolchain for this machine (ppc64le, glibc)")
     assert "apt-get install cmake" in message and "apt-get install ninja-build" in message
-    assert "a C/C++ compiler (cc): apt-get install build-essential" in message
+    assert "a C/C++ compiler (cc, c++): apt-get install build-essential" in message
 
 
 def test_bad_settings_are_named(fixture_project: Path) -> None:

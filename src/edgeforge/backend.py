@@ -74,6 +74,7 @@ from typing import TYPE_CHECKING, NoReturn
 from . import __version__, tomlfile
 from .errors import ConfigError, EdgeforgeError, MissingToolError
 from .fsutil import atomic_path
+from .resources import TOOLCHAIN_PATH_ENV
 from .settings import BuildSettings, as_flag, lookup, resolve_settings
 from .wheel import resolve_source_date_epoch
 
@@ -286,16 +287,17 @@ def preflight(toolchain: Toolchain) -> None:
         if shutil.which(tool) is None:
             missing.append(f"{tool}: {hint}")
     if toolchain.backend == "native":
-        for tool, env in (("cc", "CC"), ("c++", "CXX")):
-            wanted = os.environ.get(env) or tool
-            if shutil.which(wanted) is None:
-                missing.append(f"a C/C++ compiler ({wanted}): apt-get install build-essential "
-                               f"(apk add build-base on Alpine), or set ${env}")
+        compilers = [os.environ.get(env) or tool for tool, env in (("cc", "CC"), ("c++", "CXX"))]
+        absent = [c for c in compilers if shutil.which(c) is None]
+        if absent:
+            missing.append(f"a C/C++ compiler ({', '.join(absent)}): apt-get install "
+                           "build-essential (apk add build-base on Alpine), or set $CC and $CXX")
     if not missing:
         return
     if toolchain.backend == "native" and toolchain.name.startswith("native-"):
         what = (f"edgeforge ships no toolchain for this machine ({toolchain.arch}, "
-                f"{toolchain.libc}), so it builds with the machine's own compilers")
+                f"{toolchain.libc}), so it builds with the machine's own compilers (or put "
+                f"a toolchain file for it on ${TOOLCHAIN_PATH_ENV} and pass -C target=NAME)")
     else:
         what = f"building for {toolchain.name} with {toolchain.backend}"
     raise MissingToolError(f"{what}, and these are missing: " + "; ".join(missing))
@@ -316,7 +318,7 @@ def _fail(err: EdgeforgeError, what: str, project: Project | None = None) -> NoR
     lines = [f"edgeforge: {what} of {name} failed (no wheel for this machine: {_machine()}): "
              f"{err}"]
     if isinstance(err, MissingToolError):
-        lines.append("Install that and run pip again.")
+        lines.append("Install what is missing and run pip again.")
     if project is not None and project.library_env:
         lines.append(f"Or use a build of the library you already have: install the packages "
                      f"that need {project.name} with `pip install --no-deps`, and set "
