@@ -40,6 +40,18 @@ def fetched_bytes(log: str) -> list[tuple[str, int]]:
     return [(m.group("what"), int(m.group("n"))) for m in _FETCHED.finditer(log)]
 
 
+def fetch_once(argv: list[str], env: dict[str, str]) -> tuple[str, float, int, float]:
+    """(stderr, wall seconds, bytes the machine received, load after) of one run."""
+    rx = received_bytes()
+    start = time.monotonic()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - start
+    rx = received_bytes() - rx
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed:\n{proc.stderr[-4000:]}")
+    return proc.stderr, wall, rx, os.getloadavg()[0]
+
+
 def run(recipe: str, target: str | None) -> dict[str, object]:
     from edgeforge.recipe import resolve_recipe
 
@@ -52,34 +64,22 @@ def run(recipe: str, target: str | None) -> dict[str, object]:
             argv += ["--target", target]
         env = {**os.environ, "EDGEFORGE_CACHE": str(cache), "PIP_NO_CACHE_DIR": "1"}
         load = os.getloadavg()[0]
-        rx = received_bytes()
-        start = time.monotonic()
-        proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        wall = time.monotonic() - start
-        rx = received_bytes() - rx
-        if proc.returncode != 0:
-            sys.exit(f"{' '.join(argv)} failed:\n{proc.stderr[-4000:]}")
+        log, wall, rx, load_after = fetch_once(argv, env)
         smoke_bytes = sum(p.stat().st_size for p in (cache / "downloads").rglob("*")
                           if p.is_file() and p.name in smoke_files)
         # the same command again on the now warm cache: it should fetch nothing
-        rx_warm = received_bytes()
-        start = time.monotonic()
-        warm = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        warm_wall = time.monotonic() - start
-        rx_warm = received_bytes() - rx_warm
-        if warm.returncode != 0:
-            sys.exit(f"the warm rerun failed:\n{warm.stderr[-4000:]}")
-    items = fetched_bytes(proc.stderr)
+        warm_log, warm_wall, rx_warm, _ = fetch_once(argv, env)
+    items = fetched_bytes(log)
     reported = sum(n for _, n in items)
     return {
-        "command": f"EDGEFORGE_CACHE=<fresh> PIP_NO_CACHE_DIR=1 {' '.join(argv[1:])}",
+        "command": f"EDGEFORGE_CACHE=<fresh> PIP_NO_CACHE_DIR=1 edgeforge {' '.join(argv[3:])}",
         "wall_s": round(wall, 1), "load_before": round(load, 2),
-        "load_after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
+        "load_after": round(load_after, 2), "cpus": os.cpu_count(),
         "edgeforge_bytes": reported, "smoke_bytes": smoke_bytes,
         "build_source_bytes": reported - smoke_bytes if smoke_bytes <= reported else None,
         "received_bytes": rx, "fetched": items,
         "warm_wall_s": round(warm_wall, 1),
-        "warm_edgeforge_bytes": sum(n for _, n in fetched_bytes(warm.stderr)),
+        "warm_edgeforge_bytes": sum(n for _, n in fetched_bytes(warm_log)),
         "warm_received_bytes": rx_warm,
     }
 

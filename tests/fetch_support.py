@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import http.server
 import io
+import re
 import tarfile
 import threading
 import time
@@ -31,6 +32,30 @@ def tarball(path: Path, members: dict[str, bytes], links: dict[str, str] | None 
             info.linkname = target
             tar.addfile(info)
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_RECIPE_REST = """
+[build]
+system = "cmake"
+[build.cmake]
+source = "{first}"
+
+[[stage]]
+from = "{{build}}/libdemo.so"
+to = "lib/"
+
+[wheel]
+distribution = "demo-lib"
+package = "demo_lib"
+"""
+
+
+def recipe_text(sources: str) -> str:
+    """A minimal recipe around ``sources`` (its ``[[sources]]`` tables, TOML text)."""
+    first = re.search(r'name = "([^"]+)"', sources)
+    assert first is not None
+    return ('[package]\nname = "demo"\nversion = "1.0"\n\n' + sources +
+            _RECIPE_REST.format(first=first.group(1)))
 
 
 @dataclass

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fetch_support import serve, tarball
+from fetch_support import recipe_text, serve, tarball
 
 from edgeforge import fetch, treehash
 from edgeforge.errors import FetchError
@@ -213,27 +213,10 @@ def test_every_shipped_source_has_a_tree() -> None:
     assert sorted(missing) == sorted(unreachable)
 
 
-LOCK_RECIPE = """
-[package]
-name = "demo"
-version = "1.0"
-
+LOCK_SOURCES = """
 [[sources]]
 name = "demo"
 urls = [{{ url = "{a}", sha256 = "{sha_a}" }}, {{ url = "{b}", unpinned = true }}]
-
-[build]
-system = "cmake"
-[build.cmake]
-source = "demo"
-
-[[stage]]
-from = "{{build}}/libdemo.so"
-to = "lib/"
-
-[wheel]
-distribution = "demo-lib"
-package = "demo_lib"
 """
 
 
@@ -246,7 +229,7 @@ def test_lock_tree_prints_the_pin_or_where_urls_disagree(tmp_path: Path) -> None
          {"demo-git/tool.sh": 0o755})
     pin = _tree_of(tmp_path / "a", GOOD, GOOD_MODES)
     recipe = tmp_path / "demo.toml"
-    recipe.write_text(LOCK_RECIPE.format(a=a.as_uri(), sha_a=sha_a, b=b.as_uri()))
+    recipe.write_text(recipe_text(LOCK_SOURCES.format(a=a.as_uri(), sha_a=sha_a, b=b.as_uri())))
 
     def lock_tree() -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "edgeforge", "--cache-dir",

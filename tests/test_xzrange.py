@@ -15,7 +15,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from fetch_support import serve
+from fetch_support import recipe_text, serve
 
 from edgeforge import fetch, treehash, xzrange
 from edgeforge.errors import FetchError
@@ -144,11 +144,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-RECIPE = """
-[package]
-name = "demo"
-version = "1.0"
-
+SOURCES = """
 [[sources]]
 name = "demo"
 urls = [
@@ -156,19 +152,6 @@ urls = [
   {{ url = "{missing}", sha256 = "{sha}" }},
   {{ url = "{dead}", sha256 = "{sha}" }},
 ]
-{extra}
-[build]
-system = "cmake"
-[build.cmake]
-source = "demo"
-
-[[stage]]
-from = "{{build}}/libdemo.so"
-to = "lib/"
-
-[wheel]
-distribution = "demo-lib"
-package = "demo_lib"
 """
 
 GONE = """
@@ -186,10 +169,10 @@ def test_sources_check_reports_every_url(big_xz: tuple[Path, str, tuple[int, int
         urls = {"up": f"{served.url}/{archive.name}", "missing": f"{served.url}/gone.tar.xz",
                 "dead": f"http://127.0.0.1:{_closed_port()}/x.tar.xz", "sha": sha}
         recipe = tmp_path / "demo.toml"
-        recipe.write_text(RECIPE.format(**urls, extra=""))
+        recipe.write_text(recipe_text(SOURCES.format(**urls)))
         ok = subprocess.run([sys.executable, "-m", "edgeforge", "sources", "check", str(recipe)],
                             capture_output=True, text=True, timeout=120)
-        recipe.write_text(RECIPE.format(**urls, extra=GONE.format(**urls)))
+        recipe.write_text(recipe_text(SOURCES.format(**urls) + GONE.format(**urls)))
         bad = subprocess.run([sys.executable, "-m", "edgeforge", "sources", "check",
                               str(recipe)], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
@@ -204,28 +187,11 @@ def test_sources_check_reports_every_url(big_xz: tuple[Path, str, tuple[int, int
     assert all(r[2] == "bytes=0-0" for r in gets), "nothing was downloaded"
 
 
-PYPI_RECIPE = """
-[package]
-name = "demo"
-version = "1.0"
-
+PYPI_SOURCES = """
 [[sources]]
 name = "models"
 smoke-only = true
 urls = [{{ pypi = "demo-models=={version}", pypi-python = "3.11", sha256 = "{sha}" }}]
-
-[build]
-system = "cmake"
-[build.cmake]
-source = "models"
-
-[[stage]]
-from = "{{build}}/libdemo.so"
-to = "lib/"
-
-[wheel]
-distribution = "demo-lib"
-package = "demo_lib"
 """
 
 
@@ -243,7 +209,7 @@ def test_sources_check_asks_pip_for_a_pypi_location(tmp_path: Path) -> None:
                "PIP_CONFIG_FILE": os.devnull}
 
         def check(version: str) -> subprocess.CompletedProcess[str]:
-            recipe.write_text(PYPI_RECIPE.format(version=version, sha="0" * 64))
+            recipe.write_text(recipe_text(PYPI_SOURCES.format(version=version, sha="0" * 64)))
             return subprocess.run([sys.executable, "-m", "edgeforge", "sources", "check",
                                    str(recipe)], capture_output=True, text=True, timeout=120,
                                   env=env)
