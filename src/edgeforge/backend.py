@@ -210,10 +210,11 @@ def _recipe(project: Project, build: BuildSettings) -> Recipe:
 
 
 def load_settings(project_dir: Path | None = None, config: ConfigSettings = None,
-                  environ: Mapping[str, str] | None = None) -> Settings:
+                  environ: Mapping[str, str] | None = None,
+                  project: Project | None = None) -> Settings:
     """Read ``pyproject.toml`` in ``project_dir`` (default: the current directory, as PEP 517
-    runs hooks there), the config-settings and the environment; fail with a message naming
-    the key."""
+    runs hooks there; or take ``project``, already read), the config-settings and the
+    environment; fail with a message naming the key."""
     from .settings import ENV
 
     env = os.environ if environ is None else environ
@@ -223,7 +224,8 @@ def load_settings(project_dir: Path | None = None, config: ConfigSettings = None
         known = ", ".join(sorted([*ENV, *BACKEND_ENV]))
         raise ConfigError(f"unknown config setting {', '.join(map(repr, unknown))}; "
                           f"edgeforge's are: {known}")
-    project = load_project((project_dir or Path.cwd()).resolve())
+    if project is None:
+        project = load_project((project_dir or Path.cwd()).resolve())
     build = resolve_settings(given, env, toolchain_dirs=[project.toolchains]
                              if project.toolchains else [])
     compiler = str(lookup(given, "compiler", BACKEND_ENV["compiler"], env) or "auto")
@@ -331,7 +333,7 @@ def _settings_or_fail(config: ConfigSettings, what: str) -> Settings:
     project = None
     try:
         project = load_project(Path.cwd().resolve())
-        return load_settings(config=config)
+        return load_settings(config=config, project=project)
     except EdgeforgeError as err:
         _fail(err, what, project)
 
