@@ -104,8 +104,8 @@ def fetch_location(source: Source, location: Location, opts: FetchOptions,
                    logger.info):
         if sha is not None:
             target = cached_path(opts, sha, location)
-            if location.member_range is not None:
-                target = member_path(target, location.member_range)
+            if location.member_filename is not None:
+                target = target.with_name(location.member_filename)
             if target.is_file():
                 if location.member_range is not None:  # its tree hash checks it on extraction
                     return target
@@ -265,18 +265,13 @@ def download(location: Location, sha256: str | None, opts: FetchOptions, logger:
         tmp.unlink(missing_ok=True)
 
 
-def member_path(archive: Path, member_range: tuple[int, int]) -> Path:
-    start, end = member_range
-    return archive.with_name(f"{archive.name}.{start}-{end}.tar")
-
-
 def download_member(location: Location, sha256: str, opts: FetchOptions,
                     logger: Logger) -> Path:
     """The tar entries of ``location.member_range``, by ranged GETs of the covering xz blocks;
     cached under the archive's sha256 and the range."""
-    assert location.member_range is not None
+    assert location.member_range is not None and location.member_filename is not None
     start, end = location.member_range
-    target = member_path(cached_path(opts, sha256, location), location.member_range)
+    target = cached_path(opts, sha256, location).with_name(location.member_filename)
     client = xzrange.RangeClient(resolve_url(location), opts.timeout, logger)
     data = xzrange.fetch_range(client, start, end, f"downloading {location.member} of "
                                f"{location.filename} (ranged)")

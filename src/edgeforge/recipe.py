@@ -64,6 +64,14 @@ class Location:
         name = (self.url or self.debian_pool or "").rstrip("/").rsplit("/", 1)[-1]
         return name or "download"
 
+    @property
+    def member_filename(self) -> str | None:
+        """The cache name of the tar entries a ``member_range`` fetch stores."""
+        if self.member_range is None:
+            return None
+        start, end = self.member_range
+        return f"{self.filename}.{start}-{end}.tar"
+
 
 @dataclass(frozen=True)
 class Source:
@@ -83,10 +91,7 @@ class Source:
     def location_of(self, archive: Path) -> Location:
         """The location a fetched archive came from (matched by its file name)."""
         for location in self.locations:
-            if archive.name == location.filename or (
-                    location.member_range is not None and
-                    archive.name == "{}.{}-{}.tar".format(location.filename,
-                                                          *location.member_range)):
+            if archive.name in (location.filename, location.member_filename):
                 return location
         return self.locations[0]
 
