@@ -32,6 +32,7 @@ from edgeforge_testing import (
     TFLITE_VERSION,
     TFLITE_WHEEL_DIR_ENV,
     pipeline_host_wheel,
+    run_edgeforge,
 )
 from install_support import fixture_lib_project, pip, pip_env
 
@@ -295,3 +296,14 @@ def test_bad_settings_are_named(fixture_project: Path) -> None:
     settings = backend.load_settings(fixture_project, {"jobs": "2", "cache-dir": "/tmp/y"},
                                      environ={"EDGEFORGE_CACHE": "/tmp/x", "EDGEFORGE_JOBS": "3"})
     assert settings.build.cache_dir == Path("/tmp/y") and settings.build.jobs == 2
+
+
+def test_the_cli_and_the_backend_resolve_settings_alike(fixture_project: Path,
+                                                        tmp_path: Path) -> None:
+    """One chain (edgeforge.settings): the same variable, the same error, in both."""
+    env = {"EDGEFORGE_JOBS": "many"}
+    with pytest.raises(ConfigError) as err:
+        backend.load_settings(fixture_project, None, environ=env)
+    proc = run_edgeforge("targets", cache=tmp_path, env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"edgeforge: error: {err.value}" in proc.stderr, proc.stderr
