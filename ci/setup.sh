@@ -14,6 +14,7 @@ APT_PACKAGES=(
   qemu-user-static musl
   binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf binutils-riscv64-linux-gnu
   g++-aarch64-linux-gnu  # the second compiler backend (--compiler gcc), tested on the fixture
+  pypy3  # the runtime's lifetime and thread checks run under PyPy too (numpy from PyPI)
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -95,21 +95,62 @@ def reference_python() -> tuple[Path | None, str]:
     candidates += [p for p in (shutil.which(f"python3.{m}") for m in (11, 10, 9)) if p]
     if not candidates:
         return None, "tflite-runtime 2.14.0 needs CPython 3.9-3.11; none found"
-    base = candidates[0]
+    return _cached_venv(candidates[0], "tflite-runtime-2.14.0-py{ver}",
+                        ["numpy<2", TFLITE_RUNTIME]), ""
+
+
+def _cached_venv(base: str, name: str, requirements: list[str]) -> Path:
+    """The python of a venv of ``base`` under the cache (``name`` formatted with the base's
+    version as ``ver``, e.g. 311) with ``requirements`` installed, made once."""
     ver = subprocess.run([base, "-c", "import sys; print('%d%d' % sys.version_info[:2])"],
                          capture_output=True, text=True, check=True).stdout.strip()
-    venv = cache_root() / "venvs" / f"tflite-runtime-2.14.0-py{ver}"
+    venv = cache_root() / "venvs" / name.format(ver=ver)
     python = venv / "bin" / "python"
     marker = venv / "READY"
     if not marker.is_file():
         if venv.exists():
             shutil.rmtree(venv)
         venv.parent.mkdir(parents=True, exist_ok=True)
-        _run([base, "-m", "venv", str(venv)], "creating the tflite-runtime venv")
+        _run([base, "-m", "venv", str(venv)], f"creating the venv {venv}")
         _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-              "numpy<2", TFLITE_RUNTIME], "installing tflite-runtime 2.14.0")
-        marker.write_text(TFLITE_RUNTIME + "\n")
-    return python, ""
+              "--only-binary=:all:", *requirements], f"installing {requirements} in {venv}")
+        marker.write_text("\n".join(requirements) + "\n")
+    return python
+
+
+def build_test_delegate(dest: Path) -> Path | None:
+    """test_delegate.c built with the host C compiler into ``dest``; None without one."""
+    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if cc is None:
+        return None
+    out = dest / "libtflite_edge_test_delegate.so"
+    _run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(out),
+          str(HERE / "test_delegate.c")], "building the test delegate")
+    return out
+
+
+def pypy_python() -> tuple[Path | None, str]:
+    """A PyPy 3 (Debian's ``pypy3``, installed by ci/setup.sh) with numpy from PyPI, in a
+    venv under the cache, made once. (None, reason) when there is no pypy3."""
+    base = shutil.which("pypy3")
+    if base is None:
+        return None, "no pypy3 on PATH (ci/setup.sh installs Debian's pypy3 package)"
+    return _cached_venv(base, "pypy{ver}-numpy", ["numpy"]), ""
+
+
+def run_check(python: Path | str, check: str, args: list[str], library: str,
+              timeout: float = 600) -> dict[str, Any]:
+    """Run one runtime_checks.py check under ``python``; its JSON result. A crash (signal)
+    or failed assertion raises AssertionError with the output."""
+    proc = subprocess.run([str(python), str(HERE / "runtime_checks.py"), check, *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          env=runtime_env(library))
+    if proc.returncode:
+        how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+               else f"exit {proc.returncode}")
+        raise AssertionError(f"{check} under {python}: {how}\n{proc.stdout[-3000:]}"
+                             f"\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run_jobs(python: Path | str, runtime: str, jobs: list[dict[str, Any]], workdir: Path,

@@ -1,9 +1,10 @@
 """Run model jobs under tflite-runtime 2.14.0 or tflite-edge: the same code for both.
 
 Usage: python runtime_jobs.py {tflite_runtime|tflite_edge} JOBS.json -> JOBS.json.out.
-A job is {"kind": "run" | "bench" | "overhead", "model": path, "num_threads": n, ...}; see
-run_job, bench_job and overhead_job. Standalone on purpose (numpy and the runtime only): it
-runs in the tflite-runtime venv (numpy<2) as well as on the host (numpy 2).
+A job is {"kind": "run" | "bench" | "overhead" | "compat", "model": path, "num_threads": n,
+...}; see run_job, bench_job, overhead_job and compat_job. Standalone on purpose (numpy and
+the runtime only): it runs in the tflite-runtime venv (numpy<2) as well as on the host
+(numpy 2).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import numpy as np
 
 RUNTIME = sys.argv[1] if len(sys.argv) > 2 else "tflite_runtime"
 if RUNTIME == "tflite_edge":
-    from tflite_edge.interpreter import Interpreter
+    from tflite_edge.interpreter import Interpreter, OpResolverType, load_delegate
 else:
-    from tflite_runtime.interpreter import Interpreter
+    from tflite_runtime.interpreter import Interpreter, OpResolverType, load_delegate
 
 
 def _details(d: dict[str, Any]) -> dict[str, Any]:
@@ -124,11 +125,119 @@ def overhead_job(job: dict[str, Any]) -> dict[str, Any]:
     return {"seconds_per_round": best}
 
 
+def _outcome(call: Any) -> dict[str, Any]:
+    """What a call did: its JSON-able value, or the exception's type names and message."""
+    try:
+        value = call()
+    except Exception as exc:
+        return {"raised": [c.__name__ for c in type(exc).__mro__
+                           if c.__module__ == "builtins" and c is not object],
+                "message": str(exc)}
+    return {"value": value}
+
+
+def _plain(value: Any) -> Any:
+    """numpy values and containers as JSON-able plain values (with dtypes named)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return {"dtype": value.dtype.str, "shape": list(value.shape),
+                "items": _plain(value.tolist())}
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def compat_job(job: dict[str, Any]) -> dict[str, Any]:
+    """One drop-in case (job["case"]), run the same way under both runtimes."""
+    case, model = job["case"], job.get("model")
+
+    def fresh(**kw: Any) -> Interpreter:
+        return Interpreter(model_path=model, **kw)
+
+    def ops(kw: dict[str, Any], allocate: bool) -> Any:
+        it = fresh(**kw)
+        if allocate:
+            it.allocate_tensors()
+        return _plain([*it._get_ops_details(), it._get_op_details(0)])
+
+    def option(**kw: Any) -> Any:
+        it = fresh(**kw)
+        it.allocate_tensors()
+        return _plain(it.get_output_details()[0]["shape"])
+
+    def resize_non_input() -> Any:
+        it = fresh()
+        index = it.get_output_details()[0]["index"]
+        it.resize_tensor_input(index, [2, 4])
+        it.allocate_tensors()
+        return _plain(it.get_output_details()[0]["shape"])
+
+    def out_of_range() -> Any:
+        it = fresh()
+        it.allocate_tensors()
+        n = len(it.get_tensor_details()) + 1000
+        return it.get_tensor(n)
+
+    def strings() -> Any:
+        it = fresh()
+        it.allocate_tensors()
+        index = it.get_input_details()[0]["index"]
+        it.set_tensor(index, np.array([b"edge", b"", b"forge!"]))
+        it.invoke()
+        first = it.get_tensor(index)
+        it.set_tensor(index, np.array(["a", "bc", "\u00e9t\u00e9"]))
+        it.invoke()
+        return _plain([first, it.get_tensor(index)])
+
+    def signature_outputs() -> Any:
+        it = fresh()
+        runner = it.get_signature_runner()
+        out = runner(x=np.arange(4, dtype=np.float32).reshape(1, 4))
+        return _plain([list(out), out])
+
+    def subgraph_tensors() -> Any:
+        it = fresh()
+        it.allocate_tensors()
+        out = it.get_signature_runner("second")(v=np.arange(4, dtype=np.float32).reshape(1, 4))
+        tensors = [_outcome(lambda i=i: _plain(it.get_tensor(i, subgraph_index=1)))
+                   for i in range(4)]
+        return [_plain(out), tensors]
+
+    def missing_delegate() -> Any:
+        return load_delegate(job["library"])
+
+    cases: dict[str, Any] = {
+        "unknown_op_resolver": lambda: fresh(experimental_op_resolver_type=5) and None,
+        "resize_bad_index": lambda: fresh().resize_tensor_input(100000, [1, 4]),
+        "resize_non_input": resize_non_input,
+        "out_of_range_index": out_of_range,
+        "missing_delegate": missing_delegate,
+        "strings": strings,
+        "signature_outputs": signature_outputs,
+        "subgraph_tensors": subgraph_tensors,
+        "ops_before_allocation": lambda: ops({}, False),
+        "ops_without_delegates": lambda: ops({"experimental_op_resolver_type":
+                                              OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES},
+                                             True),
+        "preserve_all_tensors": lambda: option(experimental_preserve_all_tensors=True),
+        "disable_delegate_clustering":
+            lambda: option(experimental_disable_delegate_clustering=True),
+        "builtin_ref": lambda: option(experimental_op_resolver_type=OpResolverType.BUILTIN_REF),
+    }
+    return _outcome(cases[case])
+
+
 def main() -> int:
     path = sys.argv[-1]
     with open(path) as f:
         jobs = json.load(f)
-    kinds = {"run": run_job, "bench": bench_job, "overhead": overhead_job}
+    kinds = {"run": run_job, "bench": bench_job, "overhead": overhead_job,
+             "compat": compat_job}
     results = []
     for job in jobs:
         try:

@@ -14,6 +14,7 @@ import rt_models
 import rt_support
 import tflite_edge
 import tflite_edge.interpreter as tflite
+from edgeforge_testing import skip_or_fail
 from tflite_edge import Interpreter
 
 
@@ -233,8 +234,10 @@ def test_resize_dynamic_input_and_strict(library: str) -> None:
     it.resize_tensor_input(0, [2, 5])  # not strict: any shape, as tflite_runtime
     it.allocate_tensors()
     assert it.get_tensor(1).shape == (2, 5)
-    with pytest.raises(ValueError, match="not an input"):
+    with pytest.raises(RuntimeError, match="not an input"):  # tflite_runtime: RuntimeError
         it.resize_tensor_input(1, [1, 4])
+    with pytest.raises(RuntimeError, match="tensor 99 does not exist"):
+        it.resize_tensor_input(99, [1, 4])
 
 
 def test_repeated_set_and_get_follow_shape_and_memory_changes(library: str) -> None:
@@ -349,6 +352,30 @@ def test_doctor_reports_library_tags_and_plugins(library: str) -> None:
     assert "TfLiteVersion(): 2.14" in out
     assert "py3-none-manylinux" in out or "py3-none-linux" in out
     assert "delegate plugins" in out
+    # The interpreter, numpy, the C library and the library's build.
+    import hashlib
+    import platform
+
+    assert f"python: CPython {platform.python_version()}" in out
+    assert "free-threaded: no" in out
+    assert f"numpy: {np.__version__} " in out
+    libc, version = platform.libc_ver()
+    assert f"libc {libc} {version}" in out
+    assert "XNNPACK delegate: built in" in out
+    digest = hashlib.sha256(Path(library).read_bytes()).hexdigest()
+    assert f"bytes, sha256 {digest}" in out
+
+
+def test_doctor_under_pypy_names_it(library: str) -> None:
+    python, reason = rt_support.pypy_python()
+    if python is None:
+        skip_or_fail(reason)
+    proc = subprocess.run([str(python), "-m", "tflite_edge", "doctor"], capture_output=True,
+                          text=True, env=rt_support.runtime_env(library), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^python: PyPy 3\.\d+\.\d+ ", proc.stdout, re.M), proc.stdout
+    assert "free-threaded: no" in proc.stdout
+    assert re.search(r"^numpy: \d+\.\d+", proc.stdout, re.M), proc.stdout
 
 
 def test_doctor_without_library_exits_nonzero_with_reason(tmp_path: Path) -> None:

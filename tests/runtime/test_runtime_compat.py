@@ -160,3 +160,124 @@ def test_sparse_models_report_sparsity(library: str, mediapipe: dict[str, Path])
             assert sp["traversal_order"].dtype == np.int32
             assert len(sp["dim_metadata"]) == len(sp["traversal_order"])
             assert all(m["format"] in (0, 1) for m in sp["dim_metadata"])
+
+
+# -- the drop-in gaps of issue 10: the same call through both runtimes ------------------
+
+GAP_CASES = (
+    "unknown_op_resolver", "resize_bad_index", "resize_non_input", "out_of_range_index",
+    "missing_delegate", "strings", "signature_outputs", "subgraph_tensors",
+    "ops_before_allocation",
+    "ops_without_delegates", "preserve_all_tensors", "disable_delegate_clustering",
+    "builtin_ref",
+)
+
+
+def _two_subgraph_model() -> bytes:
+    """Subgraph 0: y = x + x (signature "first"); subgraph 1: w = v + v, u = w + v
+    (signature "second"); all float32 [1, 4]."""
+    from tflite_writer import Table, build
+
+    def tensor(name: str) -> Table:
+        return Table().set(0, "[i]", [1, 4]).set(1, "b", 0).set(2, "I", 0).set(3, "str", name)
+
+    def add(a: int, b: int, out: int) -> Table:
+        return (Table().set(0, "I", 0).set(1, "[i]", [a, b]).set(2, "[i]", [out])
+                .set(3, "B", 11).set(4, "table", Table()))
+
+    def subgraph(names: list[str], ops: list[Table], name: str) -> Table:
+        return (Table().set(0, "[table]", [tensor(n) for n in names]).set(1, "[i]", [0])
+                .set(2, "[i]", [len(names) - 1]).set(3, "[table]", ops).set(4, "str", name))
+
+    def signature(key: str, index: int, names: list[str]) -> Table:
+        def entry(i: int) -> Table:
+            return Table().set(0, "str", names[i]).set(1, "I", i)
+        return (Table().set(0, "[table]", [entry(0)]).set(1, "[table]", [entry(len(names) - 1)])
+                .set(2, "str", key).set(4, "I", index))
+
+    first, second = ["x", "y"], ["v", "w", "u"]
+    model = (Table().set(0, "I", 3)
+             .set(1, "[table]", [Table().set(0, "b", 0).set(2, "i", 1).set(3, "i", 0)])
+             .set(2, "[table]", [subgraph(first, [add(0, 0, 1)], "main"),
+                                 subgraph(second, [add(0, 0, 1), add(1, 0, 2)], "second")])
+             .set(3, "str", "two subgraphs").set(4, "[table]", [Table()])
+             .set(7, "[table]", [signature("first", 0, first), signature("second", 1, second)]))
+    return build(model)
+
+
+def _gap_models(work: Path) -> dict[str, Path]:
+    from tflite_writer import OP_ADD, Model, Op, Table, Tensor
+
+    f32 = np.float32
+    two_outputs = Model(  # outputs listed z, a: tflite_runtime's runner sorts them a, z
+        [Tensor("x", f32, (1, 4)), Tensor("z", f32, (1, 4)), Tensor("a", f32, (1, 4))],
+        [Op(OP_ADD, [0, 0], [1], 11, Table()), Op(OP_ADD, [1, 0], [2], 11, Table())],
+        [0], [1, 2], signature_key="sig")
+    strings = Model([Tensor("s", np.bytes_, (3,))], [], [0], [0])
+    paths = {"add": rt_models.add_model(), "two_outputs": two_outputs.to_bytes(),
+             "strings": strings.to_bytes(), "two_subgraphs": _two_subgraph_model()}
+    out = {}
+    for name, data in paths.items():
+        out[name] = work / f"{name}.tflite"
+        out[name].write_bytes(data)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gaps(library: str, mediapipe: dict[str, Path], reference_python: Path,
+         tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    work = tmp_path_factory.mktemp("gaps")
+    models = _gap_models(work)
+    model_of = {"strings": models["strings"], "signature_outputs": models["two_outputs"],
+                "subgraph_tensors": models["two_subgraphs"],
+                "ops_before_allocation": mediapipe["face_detection_short_range"],
+                "ops_without_delegates": mediapipe["face_detection_short_range"]}
+    jobs = [{"kind": "compat", "case": case, "model": str(model_of.get(case, models["add"])),
+             "library": str(work / "no-such-dir" / "libno_such_delegate.so")}
+            for case in GAP_CASES]
+    env = rt_support.runtime_env(library)
+    ref = rt_support.run_jobs(reference_python, "tflite_runtime", jobs, work)
+    edge = rt_support.run_jobs(sys.executable, "tflite_edge", jobs, work, env=env)
+    return {case: {"ref": r, "edge": e} for case, r, e in zip(GAP_CASES, ref, edge, strict=True)}
+
+
+@pytest.mark.parametrize("case", ["strings", "signature_outputs", "subgraph_tensors",
+                                  "ops_before_allocation", "ops_without_delegates"])
+def test_gap_same_result_as_tflite_runtime(gaps: dict[str, dict[str, Any]], case: str) -> None:
+    ref, edge = gaps[case]["ref"], gaps[case]["edge"]
+    assert "value" in ref, ref
+    assert edge == ref
+
+
+@pytest.mark.parametrize("case,kind", [("unknown_op_resolver", "ValueError"),
+                                       ("resize_bad_index", "RuntimeError"),
+                                       ("missing_delegate", "OSError"),
+                                       ("missing_delegate", "ValueError")])
+def test_gap_same_exception_as_tflite_runtime(gaps: dict[str, dict[str, Any]], case: str,
+                                              kind: str) -> None:
+    ref, edge = gaps[case]["ref"], gaps[case]["edge"]
+    if case == "missing_delegate" and kind == "ValueError":
+        # tflite_runtime raises OSError from the dynamic loader; tflite_edge's error is both,
+        # so code written for either except clause keeps working.
+        assert ref["raised"][0] == "OSError", ref
+    else:
+        assert kind in ref["raised"], ref
+    assert kind in edge["raised"], edge
+
+
+def test_out_of_range_index_message_matches(gaps: dict[str, dict[str, Any]]) -> None:
+    ref, edge = gaps["out_of_range_index"]["ref"], gaps["out_of_range_index"]["edge"]
+    assert ref["raised"][0] == edge["raised"][0] == "ValueError"
+    assert edge["message"] == ref["message"], (edge, ref)
+
+
+@pytest.mark.parametrize("case", ["resize_non_input", "preserve_all_tensors",
+                                  "disable_delegate_clustering", "builtin_ref"])
+def test_gap_the_c_api_cannot_close_is_a_clear_error(gaps: dict[str, dict[str, Any]],
+                                                     case: str) -> None:
+    """What TFLite's C API has no call for (docs/runtime.md says which): tflite_runtime runs
+    it, tflite_edge refuses with an error naming the C API, never silently differs."""
+    ref, edge = gaps[case]["ref"], gaps[case]["edge"]
+    assert "value" in ref, ref
+    assert edge.get("raised", [None])[0] in ("ValueError", "RuntimeError"), edge
+    assert "C API" in edge["message"], edge

@@ -8,7 +8,6 @@ import ctypes
 import gc
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,12 +29,9 @@ PLUGIN_ALIAS = "libtflite_edge_test_delegate.so.1"
 
 @pytest.fixture(scope="module")
 def delegate_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if cc is None:
+    out = rt_support.build_test_delegate(tmp_path_factory.mktemp("delegate"))
+    if out is None:
         pytest.skip("no C compiler (cc/gcc) to build the test delegate")
-    out = tmp_path_factory.mktemp("delegate") / "libtflite_edge_test_delegate.so"
-    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(out),
-                    str(HERE / "test_delegate.c")], check=True, capture_output=True)
     return out
 
 

@@ -116,7 +116,7 @@ def build(root: Table, file_identifier: bytes = b"TFL3") -> bytes:
 TENSOR_TYPES = {  # numpy dtype -> schema TensorType
     np.dtype(np.float32): 0, np.dtype(np.float16): 1, np.dtype(np.int32): 2,
     np.dtype(np.uint8): 3, np.dtype(np.int64): 4, np.dtype(np.bool_): 6,
-    np.dtype(np.int16): 7, np.dtype(np.int8): 9,
+    np.dtype(np.int16): 7, np.dtype(np.int8): 9, np.dtype(np.bytes_): 5,  # 5: STRING
 }
 OP_ADD, OP_CONV_2D, OP_FULLY_CONNECTED, OP_CAST = 0, 3, 9, 53
 OPTIONS_CONV_2D, OPTIONS_FULLY_CONNECTED, OPTIONS_CAST = 1, 8, 37

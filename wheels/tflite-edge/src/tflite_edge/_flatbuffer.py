@@ -29,6 +29,7 @@ FILE_IDENTIFIER = b"TFL3"
 _MODEL_OPERATOR_CODES = 1
 _MODEL_SUBGRAPHS = 2
 _OPCODE_DEPRECATED_BUILTIN = 0
+_OPCODE_CUSTOM_CODE = 1
 _OPCODE_BUILTIN = 3
 _SUBGRAPH_OPERATORS = 3
 _OP_OPCODE_INDEX = 0
@@ -235,19 +236,27 @@ class ModelReader:
         return (table.scalars(_SUBGRAPH_INPUTS, "i") or (),
                 table.scalars(_SUBGRAPH_OUTPUTS, "i") or ())
 
-    def operators(self, subgraph: int = 0) -> list[tuple[int, tuple[int, ...], tuple[int, ...]]]:
-        """(builtin operator code, inputs, outputs) of each operator of the subgraph."""
-        codes = []
-        for oc in self._model.tables(_MODEL_OPERATOR_CODES) or []:
-            codes.append(max(oc.scalar(_OPCODE_DEPRECATED_BUILTIN, "b", 0),
-                             oc.scalar(_OPCODE_BUILTIN, "i", 0)))
+    def operator_codes(self) -> list[tuple[int, str | None]]:
+        """(builtin operator code, custom code) of each entry of the model's operator_codes
+        (the larger of the deprecated and the new code field, as TFLite reads them)."""
+        return [(max(oc.scalar(_OPCODE_DEPRECATED_BUILTIN, "b", 0),
+                     oc.scalar(_OPCODE_BUILTIN, "i", 0)), oc.string(_OPCODE_CUSTOM_CODE))
+                for oc in self._model.tables(_MODEL_OPERATOR_CODES) or []]
+
+    def operators(self, subgraph: int = 0, with_custom: bool = False
+                  ) -> list[tuple[Any, tuple[int, ...], tuple[int, ...]]]:
+        """(builtin operator code, inputs, outputs) of each operator of the subgraph; with
+        ``with_custom`` the first item is (builtin code, custom code) instead."""
+        codes: list[Any] = self.operator_codes()
+        if not with_custom:
+            codes = [code for code, _custom in codes]
         subgraphs = self._subgraph_tables()
         if not 0 <= subgraph < len(subgraphs):
             return []
         out = []
         for op in subgraphs[subgraph].tables(_SUBGRAPH_OPERATORS) or []:
             index = op.scalar(_OP_OPCODE_INDEX, "I", 0)
-            code = codes[index] if index < len(codes) else -1
+            code = codes[index] if index < len(codes) else ((-1, None) if with_custom else -1)
             out.append((code, op.scalars(_OP_INPUTS, "i") or (),
                         op.scalars(_OP_OUTPUTS, "i") or ()))
         return out

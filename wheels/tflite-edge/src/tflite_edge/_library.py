@@ -104,6 +104,9 @@ _FUNCTIONS: dict[str, tuple[Any, list[Any]]] = {
     "TfLiteTensorQuantizationParams": (TfLiteQuantizationParams, [_P]),
     "TfLiteTensorCopyFromBuffer": (c_int, [_P, c_void_p, c_size_t]),
     "TfLiteTensorCopyToBuffer": (c_int, [_P, c_void_p, c_size_t]),
+    # common.h (exported by the library's version script, TfLite*): resizes a dynamic
+    # tensor's own block, which string tensors are.
+    "TfLiteTensorRealloc": (c_int, [c_size_t, _P]),
     # c_api_experimental.h
     "TfLiteInterpreterResetVariableTensors": (c_int, [_P]),
     "TfLiteInterpreterModifyGraphWithDelegate": (c_int, [_P, _P]),
@@ -139,6 +142,7 @@ _OPTIONAL = frozenset(
         "TfLiteInterpreterGetSignatureRunner",
         "TfLiteInterpreterResetVariableTensors",
         "TfLiteInterpreterModifyGraphWithDelegate",
+        "TfLiteTensorRealloc",
     }
 )
 

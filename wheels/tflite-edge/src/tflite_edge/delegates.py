@@ -26,7 +26,9 @@ the user's options into the key/value strings the library understands. Optional
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
+import sys
 import weakref
 from collections.abc import Iterable, Mapping
 from ctypes import CFUNCTYPE, POINTER, c_char_p, c_size_t, c_void_p
@@ -37,10 +39,14 @@ ENTRY_POINT_GROUP = "tflite_edge.delegates"
 
 ReportErrorCallback = CFUNCTYPE(None, c_char_p)
 
+_REFCOUNTED = sys.implementation.name == "cpython"  # objects go with their last reference
 
-class DelegateLoadError(ValueError):
-    """A delegate could not be loaded: ``ValueError("Failed to load delegate from ...")``,
-    the exception and message tflite_runtime gives."""
+
+class DelegateLoadError(ValueError, OSError):
+    """A delegate could not be loaded: ``"Failed to load delegate from ..."``. Both a
+    ValueError (what tflite_runtime raises when the library loads but yields no delegate)
+    and an OSError (what it raises when the dynamic loader cannot load the library), so
+    either ``except`` clause written for tflite_runtime catches it."""
 
 
 @runtime_checkable
@@ -175,13 +181,36 @@ class Delegate:
         self._ptr: int = ptr
         self._lib = lib
         self._finalizer = weakref.finalize(self, _release, lib, ptr, self._report)
+        # The interpreters (their handles) this delegate was applied to: each keeps a
+        # strong reference to the delegate, so it is never destroyed under one, except
+        # through close().
+        self._users: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def _attach(self, user: object) -> None:
+        """Record that ``user`` (an interpreter's handle) runs with this delegate."""
+        if not self._finalizer.alive:
+            raise ValueError(f"{self!r} was closed; load the delegate again")
+        self._users.add(user)
 
     def _get_native_delegate_pointer(self) -> int:
         """The ``TfLiteDelegate*`` (the name tflite_runtime uses, for code that calls it)."""
         return self._ptr
 
     def close(self) -> None:
-        """Destroy the delegate now. Only call this once no Interpreter uses it."""
+        """Destroy the delegate now. Refused (RuntimeError) while an Interpreter it was
+        given to is alive (or an array from that interpreter's ``tensor()``): delete those
+        first. Closing twice is harmless."""
+        for _ in range(0 if _REFCOUNTED else 5):  # PyPy: an unreachable interpreter
+            if not self._users:                    # lingers until a few collections
+                break
+            gc.collect()
+        users = len(self._users)
+        if users:
+            raise RuntimeError(
+                f"{self!r} is still used by {users} interpreter(s): delete them (and the "
+                "arrays from their tensor()) before close(), or drop the last reference to "
+                "the delegate and it is destroyed after them"
+            )
         self._finalizer()
 
     def __repr__(self) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 import re
+import struct
 import sys
 import sysconfig
 from collections.abc import Iterator
 
 from . import __version__
-from ._library import ENV_VAR, LibraryNotFoundError, find_library, load_library
+from ._library import ENV_VAR, LibraryNotFoundError, _Missing, find_library, load_library
 from .delegates import describe_plugins, installed_plugins
 
 
@@ -77,6 +79,81 @@ def supported_tags(limit: int = 12) -> tuple[str, list[str], int]:
     return "packaging.tags", binary[:limit], len(all_tags)
 
 
+def free_threading() -> str:
+    """Whether this is a free-threaded CPython build, and whether the GIL is on now."""
+    if not sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return "no (the GIL serializes Python code)"
+    enabled = getattr(sys, "_is_gil_enabled", lambda: True)()
+    return "yes, GIL " + ("re-enabled (an extension asked for it)" if enabled else "disabled")
+
+
+def libc() -> str:
+    """``glibc 2.36``, ``musl 1.2`` or what Python says."""
+    name, version = platform.libc_ver()
+    if name:
+        return f"{name} {version}".rstrip()
+    if sys.platform.startswith("linux"):
+        musl = _musl_version()
+        if musl:
+            return f"musl {musl[0]}.{musl[1]}"
+    return "unknown"
+
+
+def _numpy() -> str:
+    try:
+        import numpy
+    except ImportError as exc:
+        return f"not importable ({exc})"
+    return f"{numpy.__version__} ({os.path.dirname(numpy.__file__)})"
+
+
+def _build_id(path: str) -> str | None:
+    """The GNU build-id of an ELF file (hex), or None."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    at = data.find(b"GNU\0")  # NT_GNU_BUILD_ID note: namesz 4, descsz, type 3, "GNU\0", id
+    while at >= 12:
+        descsz, ntype = struct.unpack_from("<II", data, at - 8)
+        if ntype == 3 and 0 < descsz <= 64:
+            return data[at + 4 : at + 4 + descsz].hex()
+        at = data.find(b"GNU\0", at + 4)
+    return None
+
+
+def _build_info(path: str) -> list[str]:
+    """What the library file says about its build: size, sha256, build-id, the tag of the
+    tflite-edge-lib wheel it came with."""
+    lines = []
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        lines.append(f"  file: {size} bytes, sha256 {digest}")
+    except OSError as exc:
+        lines.append(f"  file: unreadable ({exc})")
+    build_id = _build_id(path)
+    if build_id:
+        lines.append(f"  GNU build-id: {build_id}")
+    tags = _wheel_tags("tflite-edge-lib")
+    if tags:
+        lines.append(f"  tflite-edge-lib wheel tag: {'.'.join(tags)}")
+    return lines
+
+
+def _wheel_tags(name: str) -> list[str]:
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution(name).read_text("WHEEL") or ""
+    except metadata.PackageNotFoundError:
+        return []
+    return [line.split(":", 1)[1].strip() for line in text.splitlines()
+            if line.startswith("Tag:")]
+
+
 def _dist_version(name: str) -> str | None:
     from importlib import metadata
 
@@ -93,11 +170,11 @@ def report() -> tuple[list[str], bool]:
         f"python: {platform.python_implementation()} {platform.python_version()} "
         f"({sys.executable}), {'64' if sys.maxsize > 2**32 else '32'}-bit"
     )
-    libc, libc_version = platform.libc_ver()
+    lines.append(f"  free-threaded: {free_threading()}")
+    lines.append(f"numpy: {_numpy()}")
     lines.append(
         f"platform: {platform.system()} {platform.release()}, kernel machine "
-        f"{platform.machine()}, userland {_userland_arch()}, "
-        f"libc {libc or 'unknown'} {libc_version}".rstrip()
+        f"{platform.machine()}, userland {_userland_arch()}, libc {libc()}"
     )
     how, tags, total = supported_tags()
     lines.append(f"pip tags for binary wheels ({how}; {total} tags in all), best first:")
@@ -118,6 +195,9 @@ def report() -> tuple[list[str], bool]:
         lines.append(f"  loaded from: {lib.source}")
         lines.append(f"  TfLiteVersion(): {lib.version}")
         lines.append(f"  TfLiteSchemaVersion(): {lib.api.TfLiteSchemaVersion()}")
+        xnnpack = not isinstance(lib.api.TfLiteXNNPackDelegateCreate, _Missing)
+        lines.append(f"  XNNPACK delegate: {'built in' if xnnpack else 'absent'}")
+        lines.extend(_build_info(lib.path))
     plugins = installed_plugins()
     lines.append(f"delegate plugins (entry points 'tflite_edge.delegates'): {len(plugins)}")
     lines.extend(f"  {line}" for line in describe_plugins(plugins))

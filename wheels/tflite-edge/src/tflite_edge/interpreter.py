@@ -5,9 +5,13 @@
 global tensor indices (what ``get_input_details()[i]["index"]`` gives), as in tflite_runtime.
 
 What the C API cannot do, and so this module cannot either (each raises a clear error):
-tensors of subgraphs other than 0 are reached only through signature runners; only input
-tensors can be resized; string tensors can be read but not written; custom op registerers
-(``InterpreterWithCustomOps``) and the op-resolver variants are not available.
+tensors of a subgraph no signature runs on are unreachable; only input tensors can be
+resized; custom op registerers (``InterpreterWithCustomOps``), the reference kernels
+(``BUILTIN_REF``), ``experimental_preserve_all_tensors`` and
+``experimental_disable_delegate_clustering`` are not available (docs/runtime.md says why).
+
+One Interpreter is safe to share between threads: each call holds its lock. Different
+Interpreters run in parallel (ctypes releases the GIL around every C call).
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import gc
 import math
 import mmap
 import os
+import sys
+import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from . import _types
+from . import _builtin_ops, _types
 from ._flatbuffer import ModelFormatError, ModelReader, TensorInfo
 from ._library import ENV_VAR, STATUS_NAMES, CApi, ErrorReporterCallback, load_library
 from .delegates import Delegate, DelegateLoadError, load_delegate
@@ -47,6 +54,12 @@ _UNSAFE_MESSAGE = (
 
 
 _CONV_2D = 3  # BuiltinOperator_CONV_2D
+
+#: Whether an object goes the moment its last reference does (CPython), or only when the
+#: garbage collector runs (PyPy).
+_REFCOUNTED = sys.implementation.name == "cpython"
+#: Collections after which PyPy has freed an array nothing reaches (measured: 2 to 3).
+_COLLECTIONS = 5
 
 
 class OpResolverType(enum.Enum):
@@ -91,6 +104,22 @@ def _release_interpreter(api: CApi, interpreter: int, keepalive: tuple[Any, ...]
         api.TfLiteXNNPackDelegateDelete(ptr)
 
 
+class _TensorMemory:
+    """The buffer behind every array ``tensor()`` returns: it exports a tensor's memory
+    through ``__array_interface__`` and keeps the interpreter's handle alive. numpy ends
+    the base chain of every array derived from such an array (slices, reshapes, views of
+    views) in this object, so it lives exactly as long as some array can reach that
+    memory: the handle tracks it with a weak reference."""
+
+    __slots__ = ("__array_interface__", "__weakref__", "_owner")
+
+    def __init__(self, address: int, shape: tuple[int, ...], dtype: np.dtype[Any],
+                 owner: object) -> None:
+        self.__array_interface__ = {"version": 3, "data": (address, False),
+                                    "shape": shape, "typestr": dtype.str}
+        self._owner = owner
+
+
 class _Handle:
     """Owns one C interpreter and everything it points into. Numpy views from ``tensor()``
     and signature runners hold a reference to it, so the memory they see stays valid."""
@@ -99,21 +128,37 @@ class _Handle:
         self.api = api
         self.ptr = ptr
         self.errors = errors
-        self.views: list[weakref.ref[np.ndarray[Any, Any]]] = []
+        self.views: list[weakref.ref[_TensorMemory]] = []
         self.broken: str | None = None  # set when allocation left a graph unsafe to run
+        # One C interpreter is not thread-safe: every call that reads or changes its state
+        # holds this lock, so calls from several threads run one at a time.
+        self.lock = threading.RLock()
         self.default_delegate: list[int] = []  # the XNNPACK delegate, deleted after us
         self._finalizer = weakref.finalize(
             self, _release_interpreter, api, ptr, (errors, *keepalive), self.default_delegate
         )
 
-    def track(self, view: np.ndarray[Any, Any]) -> None:
+    def track(self, memory: _TensorMemory) -> None:
         if len(self.views) >= 32:
-            self.live_views()
-        self.views.append(weakref.ref(view))
+            self._prune()
+        self.views.append(weakref.ref(memory))
 
-    def live_views(self) -> int:
+    def _prune(self) -> int:
         self.views = [v for v in self.views if v() is not None]
         return len(self.views)
+
+    def live_views(self) -> int:
+        """How many tensor() buffers some array still reaches. Without reference counting
+        (PyPy) an unreachable array lingers until the garbage collector runs, and numpy's
+        arrays there (cpyext) take a few collections to go: collect before calling any
+        of them alive."""
+        live = self._prune()
+        for _ in range(0 if _REFCOUNTED else _COLLECTIONS):
+            if not live:
+                break
+            gc.collect()
+            live = self._prune()
+        return live
 
 
 def _read_model(model_path: str | os.PathLike[str]) -> Any:
@@ -125,7 +170,9 @@ def _read_model(model_path: str | os.PathLike[str]) -> Any:
             if size == 0:
                 return b""
             try:
-                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                # Copy-on-write, so ctypes can take its address (from_buffer needs a
+                # writable buffer); TFLite never writes to it, so no page is ever copied.
+                return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
             except (OSError, ValueError):
                 return f.read()
     except OSError as exc:
@@ -191,17 +238,32 @@ def _check_num_threads(num_threads: Any) -> None:
         raise ValueError("num_threads should >= 1")
 
 
+def _pin(data: Any) -> Any:
+    """The model's bytes in one ctypes array, which TFLite points into for the
+    interpreter's whole life (it does not copy them). A ctypes array's memory never moves
+    on any Python implementation: a mapped file is used in place, anything else is copied
+    once. (``c_char_p(data)`` is no such buffer: on PyPy it copies ``data`` into memory
+    owned by the temporary ``c_char_p``.)"""
+    array_type = ctypes.c_char * len(data)
+    if isinstance(data, mmap.mmap):
+        with contextlib.suppress(TypeError, ValueError):
+            return array_type.from_buffer(data)
+    return array_type.from_buffer_copy(data)
+
+
 class _ModelBytes:
-    """The model's bytes (kept alive for TFLite, which does not copy them) and a reader of
-    what the C API does not expose, created on first use."""
+    """The model's bytes, pinned (see _pin; the interpreter's handle keeps this object
+    alive), and a reader of what the C API does not expose, created on first use."""
 
     def __init__(self, data: Any) -> None:
-        self.data = data
+        self.data = _pin(data)
+        self.address: int = ctypes.addressof(self.data)
+        self.size = len(data)
         self._reader: ModelReader | None = None
 
     def reader(self) -> ModelReader:
         if self._reader is None:
-            self._reader = ModelReader(memoryview(self.data))
+            self._reader = ModelReader(memoryview(self.data).cast("B"))
         return self._reader
 
 
@@ -341,6 +403,20 @@ class _TensorAccess:
                            source)
         return out if out.ndim else out[()]
 
+    def _write_strings(self, t: int, index: int, array: np.ndarray[Any, Any]) -> None:
+        """What tflite_runtime's DynamicBuffer::WriteToTensor does, through the C API:
+        string tensors are dynamic (their own malloc'd block), so resize the block to the
+        new contents, then copy them in."""
+        payload = _pack_strings(array)
+        api = self.api
+        if (api.TfLiteTensorRealloc(len(payload), t) != 0
+                or api.TfLiteTensorByteSize(t) != len(payload)):
+            raise ValueError(f"Cannot set tensor {index}: its string buffer could not be "
+                             f"resized to {len(payload)} bytes")
+        buffer = ctypes.create_string_buffer(payload, len(payload))
+        if api.TfLiteTensorCopyFromBuffer(t, buffer, len(payload)) != 0:
+            raise ValueError(f"Cannot set tensor {index}: TfLiteTensorCopyFromBuffer failed")
+
     @staticmethod
     def _remember(cache: dict[int, tuple[tuple[Any, ...], np.ndarray[Any, Any]]], t: int,
                   state: tuple[Any, ...], array: np.ndarray[Any, Any]) -> None:
@@ -348,9 +424,10 @@ class _TensorAccess:
             cache.clear()
         cache[t] = (state, array)
 
-    def view(self, t: int, index: int, owner: object) -> np.ndarray[Any, Any]:
-        """A writable numpy array over the tensor's own memory (no copy); the array keeps
-        ``owner`` (the interpreter's handle) alive, so the memory stays valid."""
+    def view(self, t: int, index: int, owner: _Handle) -> np.ndarray[Any, Any]:
+        """A writable numpy array over the tensor's own memory (no copy). Its buffer is a
+        _TensorMemory that keeps ``owner`` (the interpreter's handle) alive and that the
+        handle tracks: every array derived from this one keeps that object alive too."""
         ttype = self.api.TfLiteTensorType(t)
         if ttype not in _types.FIXED_SIZE:
             raise ValueError(
@@ -365,9 +442,9 @@ class _TensorAccess:
             count = shape[0]
         if not count or not data:
             return np.zeros(shape, dtype=dtype)
-        raw = (ctypes.c_char * (count * dtype.itemsize)).from_address(data)
-        raw._tflite_edge_owner = owner  # type: ignore[attr-defined]
-        return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
+        memory = _TensorMemory(data, shape, dtype, owner)
+        owner.track(memory)
+        return np.asarray(memory)
 
     def write(self, t: int, index: int, value: Any, what: str = "input") -> None:
         try:
@@ -398,10 +475,6 @@ class _TensorAccess:
                 f"type {_types.type_name(ttype)} for {what} {index}, "
                 f"name: {(name or b'').decode('utf-8', 'replace')} "
             )
-        if ttype == _types.STRING:
-            raise ValueError(
-                "Cannot set tensor: string tensors cannot be written through TFLite's C API"
-            )
         shape = self.dims(t)
         if array.shape != shape:
             if array.ndim != len(shape):
@@ -415,6 +488,9 @@ class _TensorAccess:
                         f"Cannot set tensor: Dimension mismatch. Got {got} but expected "
                         f"{want} for dimension {j} of {what} {index}."
                     )
+        if ttype == _types.STRING:
+            self._write_strings(t, index, array)
+            return
         nbytes = api.TfLiteTensorByteSize(t)
         data = api.TfLiteTensorData(t)
         if not data and nbytes:
@@ -437,6 +513,23 @@ class _TensorAccess:
             raw = (ctypes.c_char * nbytes).from_address(data)
             target = np.frombuffer(raw, dtype=array.dtype, count=array.size).reshape(shape)
             self._remember(self._writers, t, (ttype, data, nbytes, shape), target)
+
+
+def _pack_strings(array: np.ndarray[Any, Any]) -> bytes:
+    """TFLite's string-tensor layout (string_util.h): int32 count, int32 offsets[count+1]
+    from the buffer's start, then the bytes; str elements as UTF-8, as tflite_runtime."""
+    items = []
+    for item in array.reshape(-1).tolist():
+        if isinstance(item, str):
+            item = item.encode("utf-8")
+        if not isinstance(item, bytes):
+            raise ValueError("Failed to convert value into readable tensor.")
+        items.append(item)
+    offsets = [4 * (len(items) + 2)]
+    for item in items:
+        offsets.append(offsets[-1] + len(item))
+    header = np.array([len(items), *offsets], dtype="<i4").tobytes()
+    return header + b"".join(items)
 
 
 def _read_strings(data: int | None, nbytes: int, shape: tuple[int, ...]) -> Any:
@@ -494,6 +587,10 @@ class Interpreter:
         experimental_preserve_all_tensors: bool = False,
         experimental_disable_delegate_clustering: bool = False,
     ) -> None:
+        if not isinstance(experimental_op_resolver_type, OpResolverType):
+            raise ValueError(
+                f"Unrecognized passed in op resolver type: {experimental_op_resolver_type}"
+            )
         if experimental_op_resolver_type == OpResolverType.BUILTIN_REF:
             raise ValueError(
                 "experimental_op_resolver_type=BUILTIN_REF (reference kernels) is not "
@@ -511,7 +608,8 @@ class Interpreter:
             data = _read_model(model_path)
             what = f"'{os.fspath(model_path)}'"
         elif model_content and not model_path:
-            data = model_content if isinstance(model_content, bytes) else bytes(model_content)
+            data = (model_content if isinstance(model_content, (bytes, bytearray))
+                    else memoryview(model_content).cast("B"))
             what = "model_content"
         elif not model_content and not model_path:
             raise ValueError("`model_path` or `model_content` must be specified.")
@@ -522,19 +620,16 @@ class Interpreter:
         lib = load_library()
         api = lib.api
         self._api = api
-        self._model = _ModelBytes(data)
         errors = _ErrorLog(lib)
 
         if len(data) < 8:
             raise ValueError(
                 f"Could not create a TFLite model from {what}: {len(data)} bytes is too short"
             )
-        if isinstance(data, bytes):
-            address = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value
-        else:  # a read-only mmap: numpy can give its address without copying
-            address = np.frombuffer(data, dtype=np.uint8).ctypes.data
+        self._model = _ModelBytes(data)
+        del data  # TFLite sees the pinned copy only
         model = api.TfLiteModelCreateWithErrorReporter(
-            address, len(data), errors.callback, None
+            self._model.address, self._model.size, errors.callback, None
         )
         if not model:
             raise ValueError(
@@ -560,7 +655,9 @@ class Interpreter:
                 + errors.take("TfLiteInterpreterCreate failed")
             )
         self._delegates: list[Delegate] = list(experimental_delegates or [])
-        self._handle = _Handle(api, interp, errors, (data, self._delegates))
+        self._handle = _Handle(api, interp, errors, (self._model, self._delegates))
+        for delegate in self._delegates:
+            delegate._attach(self._handle)
         self._tensors = _TensorAccess(api, self._model)
         self._get_tensor = api.TfLiteInterpreterGetTensor  # the per-call paths
         self._invoke = api.TfLiteInterpreterInvoke
@@ -630,7 +727,7 @@ class Interpreter:
         ptr = self._get_tensor(self._handle.ptr, index)
         if not ptr:
             raise ValueError(
-                f"Invalid tensor index {index} exceeds max tensor index {self._num_tensors() - 1}"
+                f"Invalid tensor index {index} exceeds max tensor index {self._num_tensors()}"
             )
         return ptr
 
@@ -660,12 +757,13 @@ class Interpreter:
     # -- tflite_runtime API ------------------------------------------------------------
 
     def allocate_tensors(self) -> None:
-        self._ensure_safe()
-        self._apply_default_delegate()
-        self._handle.errors.clear()
-        self._check(self._api.TfLiteInterpreterAllocateTensors(self._handle.ptr),
-                    "AllocateTensors")
-        self._check_grouped_convolutions()
+        with self._handle.lock:
+            self._ensure_safe()
+            self._apply_default_delegate()
+            self._handle.errors.clear()
+            self._check(self._api.TfLiteInterpreterAllocateTensors(self._handle.ptr),
+                        "AllocateTensors")
+            self._check_grouped_convolutions()
 
     def _check_grouped_convolutions(self) -> None:
         """TFLite 2.14's CONV_2D accepts an input whose channels are a multiple of the
@@ -700,21 +798,23 @@ class Interpreter:
 
     def invoke(self) -> None:
         handle = self._handle
-        if handle.views and handle.live_views():
-            raise RuntimeError(_UNSAFE_MESSAGE)
-        if handle.broken:
-            raise RuntimeError(f"{handle.broken}; allocate_tensors() failed")
-        errors = handle.errors
-        if errors.messages:
-            errors.clear()
-        status = self._invoke(handle.ptr)
-        if status:
-            self._check(status, "Invoke")
+        with handle.lock:
+            if handle.views and handle.live_views():
+                raise RuntimeError(_UNSAFE_MESSAGE)
+            if handle.broken:
+                raise RuntimeError(f"{handle.broken}; allocate_tensors() failed")
+            errors = handle.errors
+            if errors.messages:
+                errors.clear()
+            status = self._invoke(handle.ptr)  # ctypes releases the GIL for the call
+            if status:
+                self._check(status, "Invoke")
 
     def reset_all_variables(self) -> None:
-        self._handle.errors.clear()
-        self._check(self._api.TfLiteInterpreterResetVariableTensors(self._handle.ptr),
-                    "ResetVariableTensors")
+        with self._handle.lock:
+            self._handle.errors.clear()
+            self._check(self._api.TfLiteInterpreterResetVariableTensors(self._handle.ptr),
+                        "ResetVariableTensors")
 
     def get_input_details(self) -> list[dict[str, Any]]:
         return [self._get_tensor_details(i, 0) for i in self._inputs]
@@ -732,17 +832,81 @@ class Interpreter:
             out.append(details)
         return out
 
+    def _model_ops(self) -> list[tuple[Any, tuple[int, ...], tuple[int, ...]]]:
+        try:
+            return self._model.reader().operators(0, with_custom=True)
+        except ModelFormatError:
+            return []
+
+    def _get_op_details(self, op_index: int) -> dict[str, Any]:
+        """tflite_runtime's details of one node: index, op_name, inputs, outputs. Read from
+        the model's flatbuffer (the C API exposes no nodes), so these are the model's
+        operators: the nodes a delegate adds when it takes over part of the graph are not
+        listed (docs/runtime.md)."""
+        index = int(op_index)
+        ops = self._model_ops()
+        if not 0 <= index < len(ops):
+            raise ValueError("Invalid node index")
+        (code, custom), inputs, outputs = ops[index]
+        if code == _builtin_ops.CUSTOM:
+            name = custom if custom is not None else "UnknownCustomOp"
+        elif 0 <= code < len(_builtin_ops.BUILTIN_OPERATOR_NAMES):
+            name = _builtin_ops.BUILTIN_OPERATOR_NAMES[code]
+        else:
+            name = ""
+        return {"index": index, "op_name": name,
+                "inputs": np.array(inputs, dtype=np.int32),
+                "outputs": np.array(outputs, dtype=np.int32)}
+
+    def _get_ops_details(self) -> list[dict[str, Any]]:
+        return [self._get_op_details(i) for i in range(len(self._model_ops()))]
+
     def set_tensor(self, tensor_index: int, value: Any) -> None:
-        index = int(tensor_index)
-        ptr = self._tensor_ptr(index)
-        self._tensors.write(ptr, index, value)
+        with self._handle.lock:
+            index = int(tensor_index)
+            ptr = self._tensor_ptr(index)
+            self._tensors.write(ptr, index, value)
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> Any:
         if int(subgraph_index) != 0:
-            raise ValueError(_subgraph_message(subgraph_index))
+            return self._subgraph_tensor(int(tensor_index), int(subgraph_index))
         index = int(tensor_index)
-        ptr = self._tensor_ptr(index)
-        return self._tensors.read(ptr, index, 0)
+        with self._handle.lock:
+            ptr = self._tensor_ptr(index)
+            return self._tensors.read(ptr, index, 0)
+
+    def _subgraph_tensor(self, index: int, subgraph: int) -> Any:
+        """A copy of tensor ``index`` of another subgraph. The C API reaches a subgraph's
+        tensors only through a signature runner on it, which gives that signature's
+        inputs; TfLiteContext keeps a subgraph's tensors in one array (common.h: "An
+        array of tensors in the interpreter context"), so tensor ``index`` is found from a
+        signature input at its known index, with the array's stride measured on subgraph
+        0. Subgraphs no signature runs on (control-flow bodies) stay unreachable."""
+        signature = next((sig for sig in self._signatures().values()
+                          if sig.subgraph_index == subgraph and sig.inputs), None)
+        if signature is None:
+            raise ValueError(_subgraph_message(subgraph))
+        count = self._model.reader().num_tensors(subgraph)
+        if not 0 <= index < count:
+            raise ValueError(f"Invalid tensor index {index} exceeds max tensor index {count}")
+        api, handle = self._api, self._handle
+        with handle.lock:
+            first, second = self._get_tensor(handle.ptr, 0), self._get_tensor(handle.ptr, 1)
+            if not first or not second:
+                raise ValueError(_subgraph_message(subgraph))
+            runner = api.TfLiteInterpreterGetSignatureRunner(
+                handle.ptr, signature.key.encode("utf-8"))
+            if not runner:
+                raise ValueError(handle.errors.take(f"No signature runner for {signature.key!r}"))
+            try:
+                name, anchor_index = next(iter(sorted(signature.inputs.items())))
+                anchor = api.TfLiteSignatureRunnerGetInputTensor(runner, name.encode("utf-8"))
+                if not anchor:
+                    raise ValueError(_subgraph_message(subgraph))
+                ptr = anchor + (index - anchor_index) * (second - first)
+                return self._tensors.read(ptr, index, subgraph)
+            finally:
+                api.TfLiteSignatureRunnerDelete(runner)
 
     def tensor(self, tensor_index: int) -> Callable[[], np.ndarray[Any, Any]]:
         """A function returning a numpy view of the tensor's current buffer (no copy).
@@ -756,37 +920,47 @@ class Interpreter:
         get = self._api.TfLiteInterpreterGetTensor
 
         def view() -> np.ndarray[Any, Any]:
-            ptr = get(handle.ptr, index)
-            if not ptr:
-                raise ValueError(f"Invalid tensor index {index}")
-            array = tensors.view(ptr, index, handle)
-            handle.track(array)
-            return array
+            with handle.lock:
+                ptr = get(handle.ptr, index)
+                if not ptr:
+                    raise ValueError(f"Invalid tensor index {index}")
+                return tensors.view(ptr, index, handle)
 
         return view
 
     def resize_tensor_input(self, input_index: int, tensor_size: Any, strict: bool = False) -> None:
-        self._ensure_safe()
-        index = int(input_index)
-        dims = np.array(tensor_size, dtype=np.int32)
-        if dims.ndim != 1:
-            raise ValueError(f"Shape should be 1D instead of {dims.ndim}.")
-        if index not in self._inputs:
-            raise ValueError(
-                f"Tensor {index} is not an input of the model: TFLite's C API resizes input "
-                f"tensors only (inputs: {list(self._inputs)})"
+        with self._handle.lock:
+            self._ensure_safe()
+            index = int(input_index)
+            dims = np.array(tensor_size, dtype=np.int32)
+            if dims.ndim != 1:
+                raise ValueError(f"Shape should be 1D instead of {dims.ndim}.")
+            if index not in self._inputs:
+                self._refuse_resize(index)
+            if strict:
+                self._check_strict_resize(index, dims)
+            c_dims = np.ascontiguousarray(dims, dtype=np.intc)
+            self._handle.errors.clear()
+            status = self._api.TfLiteInterpreterResizeInputTensor(
+                self._handle.ptr,
+                self._inputs.index(index),
+                c_dims.ctypes.data_as(ctypes.POINTER(ctypes.c_int)),
+                len(c_dims),
             )
-        if strict:
-            self._check_strict_resize(index, dims)
-        c_dims = np.ascontiguousarray(dims, dtype=np.intc)
-        self._handle.errors.clear()
-        status = self._api.TfLiteInterpreterResizeInputTensor(
-            self._handle.ptr,
-            self._inputs.index(index),
-            c_dims.ctypes.data_as(ctypes.POINTER(ctypes.c_int)),
-            len(c_dims),
+            self._check(status, "ResizeInputTensor")
+
+    def _refuse_resize(self, index: int) -> None:
+        """RuntimeError, as tflite_runtime's for a tensor it cannot resize: TFLite's C API
+        resizes the inputs only (by input position), so any other tensor is refused here."""
+        if not self._get_tensor(self._handle.ptr, index):
+            raise RuntimeError(
+                f"tensor_index < context_.tensors_size && tensor_index >= 0 was not true: "
+                f"tensor {index} does not exist ({self._num_tensors()} tensors)"
+            )
+        raise RuntimeError(
+            f"Tensor {index} is not an input of the model: TFLite's C API resizes input "
+            f"tensors only (inputs: {list(self._inputs)})"
         )
-        self._check(status, "ResizeInputTensor")
 
     def _check_strict_resize(self, index: int, dims: np.ndarray[Any, Any]) -> None:
         shape = self._tensors.shape(self._tensor_ptr(index))
@@ -835,8 +1009,8 @@ class Interpreter:
 
 def _subgraph_message(subgraph_index: Any) -> str:
     return (
-        f"subgraph_index={subgraph_index}: TFLite's C API reaches the tensors of subgraph 0 "
-        "only; use get_signature_runner() for a signature on another subgraph"
+        f"subgraph_index={subgraph_index}: TFLite's C API reaches the tensors of another "
+        "subgraph only through a signature runner on it, and no signature runs on this one"
     )
 
 
@@ -890,6 +1064,10 @@ class SignatureRunner:
             ))
 
     def __call__(self, **kwargs: Any) -> dict[str, Any]:
+        with self._handle.lock:  # the runner shares its interpreter's state
+            return self._run(kwargs)
+
+    def _run(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         sig = self._signature
         if len(kwargs) != len(sig.inputs):
             raise ValueError(
@@ -927,9 +1105,9 @@ class SignatureRunner:
             tensors.write(self._input_ptr(name), sig.inputs[name], array, what="input")
         self._handle.errors.clear()
         self._check(api.TfLiteSignatureRunnerInvoke(self._ptr), "Invoke")
-        return {
+        return {  # sorted by name, as tflite_runtime's
             name: tensors.read(self._output_ptr(name), index, sig.subgraph_index)
-            for name, index in sig.outputs.items()
+            for name, index in sorted(sig.outputs.items())
         }
 
     def get_input_details(self) -> dict[str, dict[str, Any]]:
