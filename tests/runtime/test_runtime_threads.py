@@ -1,0 +1,69 @@
+"""Threads: one Interpreter used from several threads runs one call at a time (its lock);
+different Interpreters run in parallel (ctypes releases the GIL around every C call).
+
+Run under this pytest's CPython and under PyPy (both have a GIL). No registry reachable here
+carries a free-threaded CPython (Debian bookworm, trixie and sid have no python3.13-nogil or
+python3.14t package; PyPI has no CPython), so none runs these: docs/runtime.md says so.
+The checks run in runtime_checks.py as subprocesses (a crash is a failure, not a dead pytest).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import rt_support
+from edgeforge_testing import skip_or_fail
+
+#: A model that takes tens of milliseconds per invoke with one thread (about 30 ms on the
+#: 2-core CI machine), so thread start-up and Python overhead are small beside it.
+MODEL = "pose_landmark_full"
+RUNS = 12
+#: Above this 1-minute load average other processes take the second core and the wall
+#: time of two threads says nothing about parallelism.
+LOAD_LIMIT = 1.5
+
+
+@pytest.fixture(scope="module", params=("cpython", "pypy"))
+def python(request: pytest.FixtureRequest, library: str) -> Path | str:
+    if request.param == "cpython":
+        return sys.executable
+    path, reason = rt_support.pypy_python()
+    if path is None:
+        skip_or_fail(reason)
+    return path
+
+
+def test_two_interpreters_run_in_parallel(python: Path | str, library: str,
+                                          mediapipe: dict[str, Path]) -> None:
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs 2 cores to run two invokes at once")
+    load = os.getloadavg()[0]
+    r = rt_support.run_check(python, "parallel", [str(mediapipe[MODEL]), str(RUNS)], library)
+    print(f"{r['implementation']}: {RUNS} invokes {r['single']:.3f}s; two interpreters "
+          f"in a row {r['serial']:.3f}s, in two threads {r['parallel']:.3f}s, both threads "
+          f"inside invoke() for {r['overlap']:.3f}s; load average before: {load:.2f}")
+    assert r["single"] / RUNS > 0.01, "the model is too fast to show parallelism"
+    # The GIL is released: the threads' invokes overlap for most of the time.
+    assert r["overlap"] > 0.5 * r["parallel"], r
+    # Two cores: the wall time is below the serial time. Only measurable when the
+    # machine is not busy with other work (CI runs the tests one at a time).
+    if load < LOAD_LIMIT:
+        assert r["parallel"] < 0.8 * r["serial"], r
+    else:
+        print(f"wall time not compared: load average {load:.2f} >= {LOAD_LIMIT}")
+
+
+def test_one_interpreter_serializes_calls_from_threads(python: Path | str, library: str,
+                                                       mediapipe: dict[str, Path]) -> None:
+    r = rt_support.run_check(python, "one_interpreter", [str(mediapipe[MODEL]), str(RUNS)],
+                             library)
+    print(f"{r['implementation']}: {RUNS} invokes {r['single']:.3f}s; the same from two "
+          f"threads on one interpreter {r['two_threads']:.3f}s, C calls overlapping for "
+          f"{r['overlap']:.6f}s")
+    # Serialized: no two C invokes on the interpreter ever ran at once (without the lock
+    # they do, as the GIL is released: TFLite then runs both on the same memory).
+    assert r["overlap"] == 0.0, r
+    assert r["checked"] == 4 * max(3, RUNS // 4)
