@@ -405,7 +405,7 @@ def build_wheel(wheel_directory: str, config_settings: ConfigSettings = None,
 
 
 def _local_files(recipe: Recipe) -> list[Path]:
-    """Files and directories a path recipe references besides its own directory."""
+    """Files and directories a recipe refers to (some may lie outside its directory)."""
     refs: list[Path] = []
     for source in recipe.sources:
         refs += source.patches
