@@ -30,7 +30,6 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -46,9 +45,11 @@ from edgeforge_testing import (
     run_edgeforge,
     skip_or_fail,
 )
+from install_support import pip
 
 from edgeforge.compare import differences
 from edgeforge.errors import SmokeError
+from edgeforge.fsutil import file_lock
 from edgeforge.log import Logger
 from edgeforge.pipeline import BuildOptions, smoke_env, wheel_filename
 from edgeforge.recipe import RECIPES_DIR, Recipe, load_recipe
@@ -186,35 +187,22 @@ def _pure_wheel(out: Path, scratch: Path) -> Path:
     project = scratch / "tflite-edge"
     shutil.copytree(REPO / "wheels" / "tflite-edge", project,
                     ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--disable-pip-version-check", str(project), "-w", str(out)],
-                   check=True, capture_output=True, env={**env, "PIP_CONFIG_FILE": os.devnull},
-                   timeout=600)
+    pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", str(project), "-w", str(out))
     return next(out.glob(f"tflite_edge-{TFLITE_VERSION}-py3-none-any.whl"))
 
 
 def _pypy_numpy(cache: Path, out: Path) -> Path:
     """PyPI's numpy wheel for trixie's PyPy, downloaded once into the edgeforge cache."""
     store = cache / "userland-wheels"
-    version = PYPY_NUMPY.split("==")[1]
     python, implementation, abi, platform_tag = PYPY_NUMPY_TAGS
-    pattern = f"numpy-{version}-pp{python.replace('.', '')}-{abi}-*.whl"
+    pattern = f"numpy-{PYPY_NUMPY.split('==')[1]}-pp{python.replace('.', '')}-{abi}-*.whl"
+    with file_lock(cache / "userland-wheels.lock", "the userland wheels"):
+        if not any(store.glob(pattern)):
+            pip("download", "--no-deps", "--only-binary=:all:", "--python-version", python,
+                "--implementation", implementation, "--abi", abi, "--platform", platform_tag,
+                "-d", str(store), PYPY_NUMPY, timeout=600)
     found = sorted(store.glob(pattern))
-    if not found:
-        staging = store / f".download-{os.getpid()}"
-        staging.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-             "--disable-pip-version-check", "--python-version", python, "--implementation",
-             implementation, "--abi", abi, "--platform", platform_tag, "-d", str(staging),
-             PYPY_NUMPY], capture_output=True, text=True, timeout=600, check=False)
-        assert proc.returncode == 0, f"pip download {PYPY_NUMPY} for PyPy:\n{proc.stderr[-3000:]}"
-        for wheel in staging.glob("*.whl"):
-            os.replace(wheel, store / wheel.name)
-        shutil.rmtree(staging, ignore_errors=True)
-        found = sorted(store.glob(pattern))
-    assert found, f"no {pattern} in {store}"
+    assert found, f"pip download {PYPY_NUMPY} put no {pattern} into {store}"
     shutil.copy2(found[-1], out / found[-1].name)
     return out / found[-1].name
 
