@@ -177,6 +177,17 @@ def compat_job(job: dict[str, Any]) -> dict[str, Any]:
         it.allocate_tensors()
         return _plain(it.get_output_details()[0]["shape"])
 
+    def resize_non_input_then_invoke() -> Any:
+        it = fresh()
+        it.allocate_tensors()
+        it.resize_tensor_input(it.get_output_details()[0]["index"], [2, 4])
+        it.invoke()
+
+    def resize_constant() -> Any:
+        it = fresh()
+        index = next(d["index"] for d in it.get_tensor_details() if d["name"] == "conv_w")
+        it.resize_tensor_input(index, [1, 1])
+
     def out_of_range() -> Any:
         it = fresh()
         it.allocate_tensors()
@@ -215,6 +226,8 @@ def compat_job(job: dict[str, Any]) -> dict[str, Any]:
         "unknown_op_resolver": lambda: fresh(experimental_op_resolver_type=5) and None,
         "resize_bad_index": lambda: fresh().resize_tensor_input(100000, [1, 4]),
         "resize_non_input": resize_non_input,
+        "resize_non_input_then_invoke": resize_non_input_then_invoke,
+        "resize_constant": resize_constant,
         "out_of_range_index": out_of_range,
         "missing_delegate": missing_delegate,
         "strings": strings,

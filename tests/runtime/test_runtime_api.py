@@ -234,10 +234,20 @@ def test_resize_dynamic_input_and_strict(library: str) -> None:
     it.resize_tensor_input(0, [2, 5])  # not strict: any shape, as tflite_runtime
     it.allocate_tensors()
     assert it.get_tensor(1).shape == (2, 5)
-    with pytest.raises(RuntimeError, match="not an input"):  # tflite_runtime: RuntimeError
-        it.resize_tensor_input(1, [1, 4])
+    # Not an input: the op that writes tensor 1 sets its shape at allocation, as in
+    # tflite_runtime; until then invoke() refuses with TFLite's words.
+    it.resize_tensor_input(1, [7, 7])
+    with pytest.raises(RuntimeError, match="Invoke called on model that is not ready"):
+        it.invoke()
+    it.allocate_tensors()
+    it.invoke()
+    assert it.get_tensor(1).shape == (2, 5)
     with pytest.raises(RuntimeError, match="tensor 99 does not exist"):
         it.resize_tensor_input(99, [1, 4])
+    weights = Interpreter(model_content=rt_models.int8_model()[0])
+    constant = next(d["index"] for d in weights.get_tensor_details() if d["name"] == "conv_w")
+    with pytest.raises(RuntimeError, match="Attempting to resize a fixed-size tensor"):
+        weights.resize_tensor_input(constant, [1, 1])
 
 
 def test_repeated_set_and_get_follow_shape_and_memory_changes(library: str) -> None:

@@ -165,7 +165,8 @@ def test_sparse_models_report_sparsity(library: str, mediapipe: dict[str, Path])
 # -- the drop-in gaps of issue 10: the same call through both runtimes ------------------
 
 GAP_CASES = (
-    "unknown_op_resolver", "resize_bad_index", "resize_non_input", "out_of_range_index",
+    "unknown_op_resolver", "resize_bad_index", "resize_non_input",
+    "resize_non_input_then_invoke", "resize_constant", "out_of_range_index",
     "missing_delegate", "strings", "signature_outputs", "subgraph_tensors",
     "ops_before_allocation",
     "ops_without_delegates", "preserve_all_tensors", "disable_delegate_clustering",
@@ -215,7 +216,8 @@ def _gap_models(work: Path) -> dict[str, Path]:
         [0], [1, 2], signature_key="sig")
     strings = Model([Tensor("s", np.bytes_, (3,))], [], [0], [0])
     paths = {"add": rt_models.add_model(), "two_outputs": two_outputs.to_bytes(),
-             "strings": strings.to_bytes(), "two_subgraphs": _two_subgraph_model()}
+             "strings": strings.to_bytes(), "two_subgraphs": _two_subgraph_model(),
+             "int8": rt_models.int8_model()[0]}
     out = {}
     for name, data in paths.items():
         out[name] = work / f"{name}.tflite"
@@ -229,7 +231,7 @@ def gaps(library: str, mediapipe: dict[str, Path], reference_python: Path,
     work = tmp_path_factory.mktemp("gaps")
     models = _gap_models(work)
     model_of = {"strings": models["strings"], "signature_outputs": models["two_outputs"],
-                "subgraph_tensors": models["two_subgraphs"],
+                "subgraph_tensors": models["two_subgraphs"], "resize_constant": models["int8"],
                 "ops_before_allocation": mediapipe["face_detection_short_range"],
                 "ops_without_delegates": mediapipe["face_detection_short_range"]}
     jobs = [{"kind": "compat", "case": case, "model": str(model_of.get(case, models["add"])),
@@ -242,7 +244,8 @@ def gaps(library: str, mediapipe: dict[str, Path], reference_python: Path,
 
 
 @pytest.mark.parametrize("case", ["strings", "signature_outputs", "subgraph_tensors",
-                                  "ops_before_allocation", "ops_without_delegates"])
+                                  "ops_before_allocation", "ops_without_delegates",
+                                  "resize_non_input"])
 def test_gap_same_result_as_tflite_runtime(gaps: dict[str, dict[str, Any]], case: str) -> None:
     ref, edge = gaps[case]["ref"], gaps[case]["edge"]
     assert "value" in ref, ref
@@ -265,13 +268,17 @@ def test_gap_same_exception_as_tflite_runtime(gaps: dict[str, dict[str, Any]], c
     assert kind in edge["raised"], edge
 
 
-def test_out_of_range_index_message_matches(gaps: dict[str, dict[str, Any]]) -> None:
-    ref, edge = gaps["out_of_range_index"]["ref"], gaps["out_of_range_index"]["edge"]
-    assert ref["raised"][0] == edge["raised"][0] == "ValueError"
+@pytest.mark.parametrize("case,kind", [("out_of_range_index", "ValueError"),
+                                       ("resize_non_input_then_invoke", "RuntimeError"),
+                                       ("resize_constant", "RuntimeError")])
+def test_gap_same_message_as_tflite_runtime(gaps: dict[str, dict[str, Any]], case: str,
+                                            kind: str) -> None:
+    ref, edge = gaps[case]["ref"], gaps[case]["edge"]
+    assert ref["raised"][0] == edge["raised"][0] == kind, (edge, ref)
     assert edge["message"] == ref["message"], (edge, ref)
 
 
-@pytest.mark.parametrize("case", ["resize_non_input", "preserve_all_tensors",
+@pytest.mark.parametrize("case", ["preserve_all_tensors",
                                   "disable_delegate_clustering", "builtin_ref"])
 def test_gap_the_c_api_cannot_close_is_a_clear_error(gaps: dict[str, dict[str, Any]],
                                                      case: str) -> None:

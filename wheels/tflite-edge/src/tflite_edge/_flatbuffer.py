@@ -41,7 +41,11 @@ _SUBGRAPH_INPUTS = 1
 _SUBGRAPH_OUTPUTS = 2
 _TENSOR_SHAPE = 0
 _TENSOR_TYPE = 1
+_TENSOR_BUFFER = 2
 _TENSOR_NAME = 3
+_MODEL_BUFFERS = 4
+_BUFFER_DATA = 0
+_BUFFER_OFFSET = 1
 _TENSOR_QUANTIZATION = 4
 _TENSOR_SPARSITY = 6
 _TENSOR_SHAPE_SIGNATURE = 7
@@ -303,6 +307,18 @@ class ModelReader:
         info = _tensor_info(tables[index])
         self._infos[key] = info
         return info
+
+    def is_constant(self, index: int, subgraph: int = 0) -> bool:
+        """Whether the tensor's buffer holds data (weights): TFLite maps it read-only."""
+        tables = self._tensor_tables(subgraph)
+        if not 0 <= index < len(tables):
+            return False
+        buffer = tables[index].scalar(_TENSOR_BUFFER, "I", 0)
+        buffers = self._model.tables(_MODEL_BUFFERS) or []
+        if not 0 < buffer < len(buffers):
+            return False
+        data = buffers[buffer]._vector(_BUFFER_DATA, 1)
+        return bool(data and data[1]) or buffers[buffer].scalar(_BUFFER_OFFSET, "Q", 0) > 1
 
     def signatures(self) -> list[SignatureInfo]:
         out = []

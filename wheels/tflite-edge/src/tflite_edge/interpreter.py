@@ -770,6 +770,7 @@ class Interpreter:
         filter's (grouped convolution) without checking that the output channels divide
         into those groups; Eval then divides by zero (SIGFPE, found by the fuzz test). Check
         it here, with the shapes allocate_tensors() settled on."""
+        self._handle.broken = None  # allocated: what an earlier failure left is gone
         try:
             ops = self._model.reader().operators(0)
         except ModelFormatError:
@@ -790,11 +791,12 @@ class Interpreter:
                 continue
             groups = int(x[3]) // int(w[3])
             if groups < 1 or int(y[3]) % groups or int(w[0]) % groups:
-                self._handle.broken = (
+                detail = (
                     f"CONV_2D node {node}: input has {x[3]} channels and the filter {w[3]}, "
                     f"so {groups} groups, which do not divide its {w[0]} output channels"
                 )
-                raise RuntimeError(self._handle.broken)
+                self._handle.broken = f"{detail}; allocate_tensors() failed"
+                raise RuntimeError(detail)
 
     def invoke(self) -> None:
         handle = self._handle
@@ -802,7 +804,7 @@ class Interpreter:
             if handle.views and handle.live_views():
                 raise RuntimeError(_UNSAFE_MESSAGE)
             if handle.broken:
-                raise RuntimeError(f"{handle.broken}; allocate_tensors() failed")
+                raise RuntimeError(handle.broken)
             errors = handle.errors
             if errors.messages:
                 errors.clear()
@@ -936,7 +938,8 @@ class Interpreter:
             if dims.ndim != 1:
                 raise ValueError(f"Shape should be 1D instead of {dims.ndim}.")
             if index not in self._inputs:
-                self._refuse_resize(index)
+                self._resize_other(index, dims)
+                return
             if strict:
                 self._check_strict_resize(index, dims)
             c_dims = np.ascontiguousarray(dims, dtype=np.intc)
@@ -949,18 +952,29 @@ class Interpreter:
             )
             self._check(status, "ResizeInputTensor")
 
-    def _refuse_resize(self, index: int) -> None:
-        """RuntimeError, as tflite_runtime's for a tensor it cannot resize: TFLite's C API
-        resizes the inputs only (by input position), so any other tensor is refused here."""
-        if not self._get_tensor(self._handle.ptr, index):
+    def _resize_other(self, index: int, dims: np.ndarray[Any, Any]) -> None:
+        """What tflite_runtime's resize of a tensor that is not an input comes to, for
+        TFLite's C API resizes inputs only (by input position): a bad index and a constant
+        tensor raise RuntimeError with TFLite's words; any other tensor's shape is set by
+        the op that writes it at the next allocate_tensors() (so a resize is undone there),
+        and until then the interpreter is not ready to invoke, as TFLite's. Only the shape
+        get_tensor_details() reports in between differs (docs/runtime.md)."""
+        ptr = self._get_tensor(self._handle.ptr, index)
+        if not ptr:
             raise RuntimeError(
                 f"tensor_index < context_.tensors_size && tensor_index >= 0 was not true: "
                 f"tensor {index} does not exist ({self._num_tensors()} tensors)"
             )
-        raise RuntimeError(
-            f"Tensor {index} is not an input of the model: TFLite's C API resizes input "
-            f"tensors only (inputs: {list(self._inputs)})"
-        )
+        try:
+            constant = self._model.reader().is_constant(index, 0)
+        except ModelFormatError:
+            constant = False
+        if constant:
+            raise RuntimeError("Attempting to resize a fixed-size tensor.")
+        if (self._api.TfLiteTensorData(ptr)
+                and self._tensors.dims(ptr) == tuple(int(d) for d in dims)):
+            return  # TFLite's short cut: same shape, already allocated
+        self._handle.broken = "Invoke called on model that is not ready."
 
     def _check_strict_resize(self, index: int, dims: np.ndarray[Any, Any]) -> None:
         shape = self._tensors.shape(self._tensor_ptr(index))
