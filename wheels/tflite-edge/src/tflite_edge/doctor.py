@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from . import __version__
 from ._library import ENV_VAR, LibraryNotFoundError, _Missing, find_library, load_library
+from ._shim import load_shim
 from .delegates import describe_plugins, installed_plugins
 
 
@@ -198,6 +199,9 @@ def report() -> tuple[list[str], bool]:
         xnnpack = not isinstance(lib.api.TfLiteXNNPackDelegateCreate, _Missing)
         lines.append(f"  XNNPACK delegate: {'built in' if xnnpack else 'absent'}")
         lines.extend(_build_info(lib.path))
+        shim = load_shim(lib)
+        lines.append(f"  exception shim: {shim.path}" if shim.problem is None
+                     else f"  exception shim: none ({shim.problem})")
     plugins = installed_plugins()
     lines.append(f"delegate plugins (entry points 'tflite_edge.delegates'): {len(plugins)}")
     lines.extend(f"  {line}" for line in describe_plugins(plugins))

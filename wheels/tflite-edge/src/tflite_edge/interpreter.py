@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import enum
+import functools
 import gc
 import math
 import mmap
@@ -34,6 +35,7 @@ import numpy as np
 from . import _builtin_ops, _types
 from ._flatbuffer import ModelFormatError, ModelReader, TensorInfo
 from ._library import ENV_VAR, STATUS_NAMES, CApi, ErrorReporterCallback, load_library
+from ._shim import fast_path, guarded_api
 from .delegates import Delegate, DelegateLoadError, load_delegate
 
 __all__ = [
@@ -618,7 +620,7 @@ class Interpreter:
         _check_num_threads(num_threads)
 
         lib = load_library()
-        api = lib.api
+        api = guarded_api(lib)  # C++ exceptions become Python ones (tflite_edge._shim)
         self._api = api
         errors = _ErrorLog(lib)
 
@@ -680,6 +682,14 @@ class Interpreter:
         self._outputs = self._indices(
             api.TfLiteInterpreterGetOutputTensorCount, api.TfLiteInterpreterOutputTensorIndices
         )
+        # Bound inputs/outputs (tflite_edge._shim.FastPath): empty dicts without the shim.
+        self._fast = fast_path(api, interp, functools.partial(self._tensors.is_sparse,
+                                                              subgraph=0))
+        self._writable: dict[int, Any] = self._fast.writable if self._fast else {}
+        self._readable: dict[int, Any] = self._fast.readable if self._fast else {}
+        if self._fast is not None:
+            self._fast.set_io(self._inputs, self._outputs)
+            self._invoke = self._fast.invoke
 
     # -- internals -------------------------------------------------------------------
 
@@ -721,6 +731,11 @@ class Interpreter:
         if self._handle.live_views():
             raise RuntimeError(_UNSAFE_MESSAGE)
 
+    def _unbind(self) -> None:
+        """Forget the fast path's bound tensors before a call that may move them."""
+        if self._fast is not None:
+            self._fast.clear()
+
     def _tensor_ptr(self, index: int) -> int:
         """The ``TfLiteTensor*`` of tensor ``index`` (an int) in subgraph 0 (on every
         set_tensor/get_tensor: kept small)."""
@@ -759,11 +774,14 @@ class Interpreter:
     def allocate_tensors(self) -> None:
         with self._handle.lock:
             self._ensure_safe()
+            self._unbind()
             self._apply_default_delegate()
             self._handle.errors.clear()
             self._check(self._api.TfLiteInterpreterAllocateTensors(self._handle.ptr),
                         "AllocateTensors")
             self._check_grouped_convolutions()
+            if self._fast is not None:
+                self._fast.bind()
 
     def _check_grouped_convolutions(self) -> None:
         """TFLite 2.14's CONV_2D accepts an input whose channels are a multiple of the
@@ -865,11 +883,22 @@ class Interpreter:
 
     def set_tensor(self, tensor_index: int, value: Any) -> None:
         with self._handle.lock:
+            bound = self._writable.get(tensor_index)
+            if (bound is not None and type(value) is np.ndarray
+                    and value.dtype == bound.dtype and value.shape == bound.shape):
+                bound[...] = value  # what the checks of write() would pass: no C call
+                return
             index = int(tensor_index)
             ptr = self._tensor_ptr(index)
             self._tensors.write(ptr, index, value)
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> Any:
+        if subgraph_index == 0:
+            with self._handle.lock:
+                bound = self._readable.get(tensor_index)
+                if bound is not None:
+                    out = bound.copy()
+                    return out if out.ndim else out[()]
         if int(subgraph_index) != 0:
             return self._subgraph_tensor(int(tensor_index), int(subgraph_index))
         index = int(tensor_index)
@@ -933,6 +962,7 @@ class Interpreter:
     def resize_tensor_input(self, input_index: int, tensor_size: Any, strict: bool = False) -> None:
         with self._handle.lock:
             self._ensure_safe()
+            self._unbind()
             index = int(input_index)
             dims = np.array(tensor_size, dtype=np.int32)
             if dims.ndim != 1:
@@ -1079,6 +1109,7 @@ class SignatureRunner:
 
     def __call__(self, **kwargs: Any) -> dict[str, Any]:
         with self._handle.lock:  # the runner shares its interpreter's state
+            self._interpreter._unbind()  # and may move or reshape subgraph 0's tensors
             return self._run(kwargs)
 
     def _run(self, kwargs: dict[str, Any]) -> dict[str, Any]:

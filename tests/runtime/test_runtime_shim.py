@@ -1,0 +1,257 @@
+"""tflite-edge's shim (libtflite_edge_shim.so, recipes/tflite/shim/): C++ exceptions thrown
+through TFLite's C API become the Python exceptions tflite_runtime raises, and the bound
+fast path computes what the plain C API path computes.
+
+The library under test is the pipeline's (``library`` fixture); the shim is the one the
+pipeline staged beside it. Exceptions are thrown by a small C++ library built here the way
+the pipeline builds libtensorflowlite_c (zig c++ with its static libc++, everything but
+``TfLite*`` hidden by a version script; and host g++ with -static-libstdc++, with the
+shim compiled from its source by the same g++), so the shim catches across two copies of
+the C++ runtime, as it must with the real library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rt_models
+import rt_support
+from edgeforge_testing import REPO
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from tflite_edge import _shim
+from tflite_writer import Model, Op, Tensor
+
+from edgeforge.builders.compilers import write_compilers
+from edgeforge.toolchain import resolve_target
+
+SHIM_SOURCE = REPO / "src" / "edgeforge" / "recipes" / "tflite" / "shim"
+OP_RESHAPE = 22
+
+THROWER = r"""
+#include <new>
+#include <stdexcept>
+#include <system_error>
+#include <vector>
+struct CustomError : std::length_error { using std::length_error::length_error; };
+struct Unrelated { int x; };
+extern "C" int TfLiteThrow(void* what) {
+  switch (reinterpret_cast<long>(what)) {
+    case 1: throw std::bad_alloc();
+    case 2: { std::vector<int> v; v.reserve(v.max_size() + 1); return 0; }
+    case 3: { std::vector<int> v(2); return v.at(5); }
+    case 4: throw std::runtime_error("tensor 3 is broken");
+    case 5: throw CustomError("a derived length_error");
+    case 6: throw std::system_error(std::make_error_code(std::errc::invalid_argument), "sys");
+    case 7: throw Unrelated{1};
+    case 8: throw std::overflow_error("too big");
+    case 9: throw 42;
+  }
+  return 7;  // a TfLiteStatus, passed through
+}
+"""
+
+# case -> (exception type, text in its message); 0: no exception, status 7
+EXPECTED = {
+    1: (MemoryError, "bad_alloc"),
+    2: (ValueError, ""),
+    3: (IndexError, ""),
+    4: (RuntimeError, "tensor 3 is broken"),
+    5: (ValueError, "a derived length_error"),
+    6: (RuntimeError, "sys"),
+    7: (RuntimeError, "C++ exception of type 9Unrelated"),
+    8: (OverflowError, "too big"),
+    9: (RuntimeError, "C++ exception of type i"),
+}
+
+
+def _shipped_shim(library: str) -> Path:
+    path = Path(_shim.shim_path(library))
+    assert path.is_file(), f"no {_shim.SHIM_NAME} beside {library}: the tflite recipe stages it"
+    return path
+
+
+def _build(compiler: list[str], source: Path, out: Path, lds: Path, extra: list[str]) -> Path:
+    env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(rt_support.cache_root() / "zig"),
+           "ZIG_LOCAL_CACHE_DIR": str(rt_support.cache_root() / "zig-local")}
+    proc = subprocess.run([*compiler, "-std=c++17", "-O1", "-fPIC", "-shared", str(source),
+                           "-o", str(out), f"-Wl,--version-script,{lds}", *extra],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(params=["zig", "gcc"])
+def shim_and_thrower(request: pytest.FixtureRequest, library: str, tmp_path: Path
+                     ) -> tuple[Path, Path]:
+    src = tmp_path / "thrower.cc"
+    src.write_text(THROWER)
+    lds = tmp_path / "thrower.lds"
+    lds.write_text("VERS_1.0 { global: TfLite*; local: *; };\n")
+    if request.param == "zig":
+        # edgeforge's own compiler wrappers for the host target (zig c++, its caches)
+        host = resolve_target(None)
+        if host.backend != "zig":
+            pytest.skip(f"the host toolchain {host.name} does not build with zig")
+        cxx = write_compilers(host, tmp_path / "bin", rt_support.cache_root()).cxx
+        thrower = _build([str(cxx)], src, tmp_path / "libthrower.so", lds, [])
+        # a copy: the shim's function table is per loaded file, the runtime uses the original
+        shim = tmp_path / _shim.SHIM_NAME
+        shutil.copy2(_shipped_shim(library), shim)
+    else:
+        gxx = shutil.which("g++")
+        if gxx is None:
+            pytest.skip("no g++ (apt-get install g++)")
+        # libstdc++ static, the unwinder shared (libgcc_s.so.1, in every manylinux policy):
+        # with -static-libgcc as well, each library's personality routine would call its
+        # own copy of _Unwind_SetGR on the other copy's context, which aborts (measured).
+        static = ["-static-libstdc++"]
+        thrower = _build([gxx], src, tmp_path / "libthrower.so", lds, static)
+        shim = _build([gxx, "-fvisibility=hidden"], SHIM_SOURCE / "tflite_edge_shim.cc",
+                      tmp_path / _shim.SHIM_NAME, SHIM_SOURCE / "exports.lds", static)
+    return shim, thrower
+
+
+def test_cpp_exceptions_become_tflite_runtimes_python_exceptions(
+        shim_and_thrower: tuple[Path, Path]) -> None:
+    shim_path, thrower_path = shim_and_thrower
+    thrower = ctypes.CDLL(str(thrower_path))
+    # The thrower stands in for TfLiteInterpreterAllocateTensors (int fn(void*)).
+    api = types.SimpleNamespace(**{name: None for name in _shim.HANDED_OVER})
+    api.TfLiteInterpreterAllocateTensors = thrower.TfLiteThrow
+    shim = _shim.Shim(str(shim_path), ctypes.CDLL(str(shim_path)), api)  # type: ignore[arg-type]
+    assert shim.status(shim.allocate_tensors(None), "AllocateTensors") == 7
+    for case, (exc_type, text) in EXPECTED.items():
+        with pytest.raises(exc_type) as info:
+            shim.status(shim.allocate_tensors(case), "AllocateTensors")
+        assert type(info.value) is exc_type, (case, info.value)
+        assert text in str(info.value), (case, str(info.value))
+    # A function never handed over fails cleanly, naming itself.
+    with pytest.raises(RuntimeError, match="TfLiteInterpreterInvoke was not handed"):
+        shim.status(shim.invoke(None, None, 0), "Invoke")
+
+
+def test_shim_exports_only_its_c_api_and_needs_no_cxx_runtime(library: str) -> None:
+    with _shipped_shim(library).open("rb") as f:
+        elf = ELFFile(f)
+        dynsym = elf.get_section_by_name(".dynsym")
+        exported = sorted(s.name for s in dynsym.iter_symbols()
+                          if s["st_shndx"] != "SHN_UNDEF" and s.name
+                          and s["st_info"]["bind"] in ("STB_GLOBAL", "STB_WEAK"))
+        needed = [t.needed for sec in elf.iter_sections() if isinstance(sec, DynamicSection)
+                  for t in sec.iter_tags() if t.entry.d_tag == "DT_NEEDED"]
+    assert exported == sorted(_shim._SIGNATURES), exported
+    # It takes the C API by address, so it never loads a (second) libtensorflowlite_c; its
+    # C++ runtime is inside it.
+    assert not [n for n in needed if "tensorflowlite" in n or "stdc++" in n or "c++" in n], \
+        needed
+
+
+def _reshape_model() -> bytes:
+    """y = reshape(x, s): x float32 [1,4], s int32 [2], both inputs: y is a dynamic tensor,
+    allocated (and reshaped) by invoke."""
+    tensors = [Tensor("x", np.float32, (1, 4)), Tensor("s", np.int32, (2,)),
+               Tensor("y", np.float32, (1, 4))]
+    return Model(tensors, [Op(OP_RESHAPE, [0, 1], [2])], [0, 1], [2]).to_bytes()
+
+
+# Four rounds on the reshape model (y takes a new shape in rounds 1 and 3): as a script, so a
+# subprocess with another library runs exactly the same code.
+SEQUENCE = """
+def run_sequence(model):
+    import numpy as np
+    from tflite_edge import Interpreter
+
+    it = Interpreter(model_content=model, num_threads=1)
+    it.allocate_tensors()
+    out = []
+    for step, value in enumerate(([2, 2], [4, 1], [4, 1], [1, 4])):
+        it.set_tensor(0, np.arange(4, dtype=np.float32).reshape(1, 4) + step)
+        it.set_tensor(1, np.array(value, np.int32))
+        it.invoke()
+        y = it.get_tensor(2)
+        out.append([list(y.shape), y.ravel().tolist()])
+    return out
+"""
+
+
+def _run_sequence(model: bytes) -> list[Any]:
+    namespace: dict[str, Any] = {}
+    exec(SEQUENCE, namespace)
+    return namespace["run_sequence"](model)  # type: ignore[no-any-return]
+
+
+def test_fast_path_follows_dynamic_outputs(library: str) -> None:
+    from tflite_edge import Interpreter, _library
+
+    if _shim.load_shim(_library.load_library()).shim is None:
+        pytest.fail(f"no usable shim beside {library}")
+    got = _run_sequence(_reshape_model())
+    assert [g[0] for g in got] == [[2, 2], [4, 1], [4, 1], [1, 4]]
+    for step, (_, values) in enumerate(got):
+        assert values == [float(v + step) for v in range(4)]
+    # Bound after the first invoke gave y its memory: the fast path was used and rebound.
+    it = Interpreter(model_content=rt_models.add_model(4), num_threads=1)
+    it.allocate_tensors()
+    assert it._fast is not None
+    assert set(it._fast.writable) == {0} and set(it._fast.readable) == {0, 1}
+    it.set_tensor(0, np.ones((1, 4), np.float32))
+    it.invoke()
+    np.testing.assert_array_equal(it.get_tensor(1), np.full((1, 4), 2, np.float32))
+
+
+CHECK = SEQUENCE + r"""
+import json, sys
+import numpy as np
+from pathlib import Path
+from tflite_edge import Interpreter, _library, _shim
+res = {"shim": _shim.load_shim(_library.load_library()).problem or "ok",
+       "reshape": run_sequence(Path(sys.argv[1]).read_bytes())}
+it = Interpreter(model_path=sys.argv[2], num_threads=1)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+x = np.linspace(-1, 1, int(np.prod(d["shape"])), dtype=np.float32)
+it.set_tensor(d["index"], x.reshape(d["shape"]))
+it.invoke()
+res["outputs"] = [it.get_tensor(o["index"]).ravel().tolist() for o in it.get_output_details()]
+print(json.dumps(res))
+"""
+
+
+def test_plain_c_api_without_a_shim_computes_the_same(library: str, mediapipe: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """A library without a shim beside it (a TFLITE_EDGE_LIBRARY built elsewhere) runs on
+    the plain C API, says why, and computes exactly what the shimmed fast path does."""
+    plain = tmp_path / "plain" / Path(library).name
+    plain.parent.mkdir()
+    shutil.copy2(library, plain)
+    model = tmp_path / "reshape.tflite"
+    model.write_bytes(_reshape_model())
+    results = []
+    for lib in (library, str(plain)):
+        proc = subprocess.run([sys.executable, "-c", CHECK, str(model),
+                               str(mediapipe["face_detection_short_range"])],
+                              capture_output=True, text=True, env=rt_support.runtime_env(lib),
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    shimmed, direct = results
+    assert shimmed["shim"] == "ok"
+    assert direct["shim"].startswith(f"no {_shim.SHIM_NAME} beside {plain}")
+    assert shimmed["reshape"] == direct["reshape"]
+    assert shimmed["outputs"] == direct["outputs"]
+    env = rt_support.runtime_env(str(plain))
+    doctor = subprocess.run([sys.executable, "-m", "tflite_edge", "doctor"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert f"no {_shim.SHIM_NAME} beside" in doctor.stdout, doctor.stdout
+    assert os.path.isfile(plain)
