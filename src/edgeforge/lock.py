@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from . import fetch, tomlfile
 from .errors import ConfigError
+from .fsutil import atomic_write_text
 from .log import Logger
 from .recipe import Recipe, Source
 
@@ -43,9 +43,7 @@ def write_lock(recipe: Recipe, hashes: dict[str, str]) -> Path:
     lines = [f"# sha256 of the unpinned URLs of {recipe.path.name}, written by `edgeforge lock`",
              "[sha256]"]
     lines += [f"{json.dumps(url)} = {json.dumps(sha)}" for url, sha in sorted(hashes.items())]
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
