@@ -138,7 +138,7 @@ def test_cpp_exceptions_become_tflite_runtimes_python_exceptions(
         assert text in str(info.value), (case, str(info.value))
     # A function never handed over fails cleanly, naming itself.
     with pytest.raises(RuntimeError, match="TfLiteInterpreterInvoke was not handed"):
-        shim.status(shim.invoke(None, None, 0), "Invoke")
+        shim.status(shim.invoke(None), "Invoke")
 
 
 def test_shim_exports_only_its_c_api_and_needs_no_cxx_runtime(library: str) -> None:

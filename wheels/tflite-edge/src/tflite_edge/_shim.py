@@ -75,6 +75,12 @@ class Binding(Structure):
                 ("type", c_int32), ("ndims", c_int32), ("dims", c_int32 * MAX_DIMS)]
 
 
+class Session(Structure):
+    """``tflite_edge_shim_session``: what one fast invoke runs and checks."""
+
+    _fields_ = [("interpreter", c_void_p), ("bindings", c_void_p), ("count", c_int32)]
+
+
 _P = c_void_p
 _PP = POINTER(c_void_p)
 _DIMS = POINTER(c_int)
@@ -95,7 +101,8 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "tflite_edge_shim_signature_runner_allocate_tensors": (c_int, [_P]),
     "tflite_edge_shim_signature_runner_invoke": (c_int, [_P]),
     "tflite_edge_shim_bind": (c_int, [_P, POINTER(Binding)]),
-    "tflite_edge_shim_invoke": (c_int, [_P, _P, c_int32]),
+    "tflite_edge_shim_invoke": (c_int, [_P]),
+    "tflite_edge_shim_run": (c_int, [_P]),
 }
 
 
@@ -215,7 +222,7 @@ class GuardedApi:
             setattr(self, name, creating(fn, name))
         for name, fn in (
             ("TfLiteInterpreterAllocateTensors", s.allocate_tensors),
-            ("TfLiteInterpreterInvoke", lambda interp: s.invoke(interp, None, 0)),
+            ("TfLiteInterpreterInvoke", s.invoke),
             ("TfLiteInterpreterResizeInputTensor", s.resize_input_tensor),
             ("TfLiteInterpreterModifyGraphWithDelegate", s.modify_graph_with_delegate),
             ("TfLiteInterpreterResetVariableTensors", s.reset_variable_tensors),
@@ -271,8 +278,9 @@ class FastPath:
         self.writable: dict[int, Any] = {}
         self.readable: dict[int, Any] = {}
         self._bindings: Any = None
-        self._address = 0
-        self._count = 0
+        self._session = Session(interpreter, None, 0)
+        self._session_address = ctypes.addressof(self._session)
+        self._run = shim.run
         self._unbound = False  # some tensor had no memory at the last bind
 
     def set_io(self, inputs: tuple[int, ...], outputs: tuple[int, ...]) -> None:
@@ -282,9 +290,9 @@ class FastPath:
     def clear(self) -> None:
         self.writable.clear()
         self.readable.clear()
+        self._session.bindings = None
+        self._session.count = 0
         self._bindings = None
-        self._address = 0
-        self._count = 0
         self._unbound = False
 
     def bind(self) -> None:
@@ -317,15 +325,18 @@ class FastPath:
         if not seen:
             return
         bindings = (Binding * len(seen))(*seen.values())
-        self._bindings = bindings
-        self._address = ctypes.addressof(bindings)
-        self._count = len(seen)
+        self._bindings = bindings  # kept alive here; the session points into it
+        self._session.bindings = ctypes.addressof(bindings)
+        self._session.count = len(seen)
         self.writable.update((i, arrays[i]) for i in self._inputs if i in arrays)
         self.readable.update(arrays)
 
     def invoke(self, interpreter: int) -> int:
-        """TfLiteInterpreterInvoke through the shim: its status, or the exception raised."""
-        result = self._shim.invoke(interpreter, self._address, self._count)
+        """TfLiteInterpreterInvoke through the shim (of this fast path's interpreter, which
+        ``interpreter`` is): its status, or the exception raised."""
+        result = self._run(self._session_address)
+        if not result:
+            return 0
         if result & 0xFFFF >= EXCEPTION:
             self.clear()
             raise self._shim.error(result, "Invoke")

@@ -260,6 +260,10 @@ int tflite_edge_shim_allocate_tensors(void* interpreter) {
   return status_call(api.allocate_tensors, "TfLiteInterpreterAllocateTensors", interpreter);
 }
 
+int tflite_edge_shim_invoke(void* interpreter) {
+  return status_call(api.invoke, "TfLiteInterpreterInvoke", interpreter);
+}
+
 int tflite_edge_shim_resize_input_tensor(void* interpreter, int32_t input_index,
                                          const int* dims, int32_t dims_size) {
   return status_call(api.resize_input_tensor, "TfLiteInterpreterResizeInputTensor",
@@ -320,12 +324,11 @@ int tflite_edge_shim_bind(const void* tensor, tflite_edge_shim_binding* out) {
   return 0;
 }
 
-int tflite_edge_shim_invoke(void* interpreter, const tflite_edge_shim_binding* bindings,
-                            int32_t count) {
-  int result = status_call(api.invoke, "TfLiteInterpreterInvoke", interpreter);
-  if (count > 0 && api.tensor_data != nullptr) {
-    for (int32_t i = 0; i < count; ++i) {
-      if (!matches(bindings[i])) return result | TFLITE_EDGE_SHIM_STALE;
+int tflite_edge_shim_run(const tflite_edge_shim_session* session) {
+  int result = status_call(api.invoke, "TfLiteInterpreterInvoke", session->interpreter);
+  if (api.tensor_data != nullptr) {
+    for (int32_t i = 0; i < session->count; ++i) {
+      if (!matches(session->bindings[i])) return result | TFLITE_EDGE_SHIM_STALE;
     }
   }
   return result;

@@ -13,7 +13,7 @@
  * Results: a call returns the C API's TfLiteStatus (0..255), or TFLITE_EDGE_SHIM_EXCEPTION
  * + a kind when the C++ code threw; tflite_edge_shim_message() then says what was thrown
  * (per thread, until the next call that fails). TFLITE_EDGE_SHIM_STALE is or-ed in when a
- * binding no longer describes its tensor (tflite_edge_shim_invoke).
+ * binding no longer describes its tensor (tflite_edge_shim_run).
  */
 #ifndef TFLITE_EDGE_SHIM_H_
 #define TFLITE_EDGE_SHIM_H_
@@ -56,6 +56,13 @@ typedef struct tflite_edge_shim_binding {
   int32_t dims[TFLITE_EDGE_SHIM_MAX_DIMS];
 } tflite_edge_shim_binding;
 
+/* What tflite_edge_shim_run runs: an interpreter and the bindings it checks afterwards. */
+typedef struct tflite_edge_shim_session {
+  void* interpreter; /* TfLiteInterpreter* */
+  const tflite_edge_shim_binding* bindings;
+  int32_t count;
+} tflite_edge_shim_session;
+
 typedef void (*tflite_edge_shim_reporter)(void* user_data, const char* format, void* args);
 
 #define SHIM TFLITE_EDGE_SHIM_API
@@ -74,6 +81,7 @@ SHIM int tflite_edge_shim_model_create(const void* data, size_t size,
 SHIM int tflite_edge_shim_interpreter_create(const void* model, const void* options,
                                              void** interpreter);
 SHIM int tflite_edge_shim_allocate_tensors(void* interpreter);
+SHIM int tflite_edge_shim_invoke(void* interpreter);
 SHIM int tflite_edge_shim_resize_input_tensor(void* interpreter, int32_t input_index,
                                               const int* dims, int32_t dims_size);
 SHIM int tflite_edge_shim_modify_graph_with_delegate(void* interpreter, void* delegate);
@@ -88,12 +96,12 @@ SHIM int tflite_edge_shim_signature_runner_allocate_tensors(void* runner);
 SHIM int tflite_edge_shim_signature_runner_invoke(void* runner);
 
 /* Fast path. bind: 0 and *out filled when the tensor has data and at most
- * TFLITE_EDGE_SHIM_MAX_DIMS dims, 1 otherwise. invoke: TfLiteInterpreterInvoke, caught,
- * then every binding checked against its tensor (TFLITE_EDGE_SHIM_STALE or-ed in when one
- * moved, was resized or reshaped: dynamic tensors change during invoke). */
+ * TFLITE_EDGE_SHIM_MAX_DIMS dims, 1 otherwise. run: TfLiteInterpreterInvoke, caught, then
+ * every binding checked against its tensor (TFLITE_EDGE_SHIM_STALE or-ed in when one moved,
+ * was resized or reshaped: dynamic tensors change during invoke). One argument, so the
+ * per-invoke cost of a foreign-function call stays as small as it gets. */
 SHIM int tflite_edge_shim_bind(const void* tensor, tflite_edge_shim_binding* out);
-SHIM int tflite_edge_shim_invoke(void* interpreter, const tflite_edge_shim_binding* bindings,
-                                 int32_t count);
+SHIM int tflite_edge_shim_run(const tflite_edge_shim_session* session);
 
 #undef SHIM
 
