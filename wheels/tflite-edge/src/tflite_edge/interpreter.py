@@ -132,6 +132,7 @@ class _Handle:
         self.errors = errors
         self.views: list[weakref.ref[_TensorMemory]] = []
         self.broken: str | None = None  # set when allocation left a graph unsafe to run
+        self.not_ready = False  # a tensor was resized: allocate_tensors() must run first
         # One C interpreter is not thread-safe: every call that reads or changes its state
         # holds this lock, so calls from several threads run one at a time.
         self.lock = threading.RLock()
@@ -789,6 +790,7 @@ class Interpreter:
         into those groups; Eval then divides by zero (SIGFPE, found by the fuzz test). Check
         it here, with the shapes allocate_tensors() settled on."""
         self._handle.broken = None  # allocated: what an earlier failure left is gone
+        self._handle.not_ready = False
         try:
             ops = self._model.reader().operators(0)
         except ModelFormatError:
@@ -823,6 +825,8 @@ class Interpreter:
                 raise RuntimeError(_UNSAFE_MESSAGE)
             if handle.broken:
                 raise RuntimeError(handle.broken)
+            if handle.not_ready:
+                raise RuntimeError("Invoke called on model that is not ready.")
             errors = handle.errors
             if errors.messages:
                 errors.clear()
@@ -1004,7 +1008,7 @@ class Interpreter:
         if (self._api.TfLiteTensorData(ptr)
                 and self._tensors.dims(ptr) == tuple(int(d) for d in dims)):
             return  # TFLite's short cut: same shape, already allocated
-        self._handle.broken = "Invoke called on model that is not ready."
+        self._handle.not_ready = True
 
     def _check_strict_resize(self, index: int, dims: np.ndarray[Any, Any]) -> None:
         shape = self._tensors.shape(self._tensor_ptr(index))
