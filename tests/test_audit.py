@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgeforge.audit import MUSL_LIBC_SONAMES, analyze_wheel, audit_wheel, read_elf_files
+from edgeforge.archs import arch_info
+from edgeforge.audit import analyze_wheel, audit_wheel, read_elf_files
 from edgeforge.errors import AuditError
 from edgeforge.toolchain import Toolchain, resolve_target
 from edgeforge.wheel import WheelSpec, write_wheel
@@ -253,7 +254,7 @@ def test_musl_library_renamed_to_alpines_libc_soname_satisfies_auditwheel_show(t
     lib = build("libdemo.so", DEMO_C, toolchain.zig.target, zig_flags(toolchain))
     patched = tmp_path / "libdemo.so"
     shutil.copy(lib, patched)
-    subprocess.run(["patchelf", "--replace-needed", "libc.so", MUSL_LIBC_SONAMES["aarch64"],
+    subprocess.run(["patchelf", "--replace-needed", "libc.so", arch_info("aarch64").musl_libc,
                     str(patched)], check=True)
     wheel = wheel_for(tmp_path, toolchain, {"audit_demo/libdemo.so": patched})
     report = audit_wheel(wheel, toolchain)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from edgeforge.archs import load_archs
 from edgeforge.errors import ConfigError, UnknownTargetError
 from edgeforge.recipe import RECIPES_DIR, load_recipe, resolve_recipe
 from edgeforge.toolchain import TOOLCHAINS_DIR, available_targets, load_toolchain, resolve_target
@@ -61,6 +62,7 @@ def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("old", "new", "key"), [
     ('arch = "aarch64"', 'arch = 7', "arch"),
+    ('arch = "aarch64"', 'arch = "sparc64"', "arch"),
     ('libc = "glibc"', 'libc = "bionic"', "libc"),
     ('qemu = "qemu-aarch64-static"', 'qemu = "qemu-aarch64-static"\nqmeu = "typo"', "smoke.qmeu"),
     ('backend = "zig"', 'backend = "msvc"', "compiler.backend"),
@@ -76,6 +78,25 @@ def test_bad_toolchain_key_is_named(tmp_path: Path, old: str, new: str, key: str
         load_toolchain(path)
     assert f"[{key}]" in str(err.value)
     assert str(path) in str(err.value)
+
+
+def test_every_shipped_target_arch_is_described_once() -> None:
+    """A target names an arch; what the audit and strip need of it is one table of archs.toml."""
+    archs = load_archs()
+    for path in available_targets().values():
+        arch = archs[load_toolchain(path).arch]
+        assert arch.elf_machine.startswith("EM_") and arch.elf_class in (32, 64)
+        assert arch.binutils, f"{path.name}: no binutils to strip {arch.name}"
+    assert archs["armv6l"].policy_arch == "armv7l" and archs["armv6l"].arm_cpu_arch_max == 9
+    assert archs["x86_64"].musl_libc == "libc.musl-x86_64.so.1"
+
+
+def test_bad_arch_table_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "archs.toml"
+    bad.write_text('[mips64]\nelf-machine = "EM_MIPS"\nelf-class = 63\n')
+    with pytest.raises(ConfigError) as err:
+        load_archs(bad)
+    assert "[mips64.elf-class]" in str(err.value) and str(bad) in str(err.value)
 
 
 def test_gcc_backend_promises_its_own_glibc_floor() -> None:

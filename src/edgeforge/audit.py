@@ -41,46 +41,14 @@ from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.segments import InterpSegment
 
-from .errors import AuditError, MissingToolError
+from .archs import ARM_CPU_ARCH_NAMES, arch_info
+from .errors import AuditError, ConfigError, MissingToolError
 from .toolchain import Toolchain
 
 # musl's dynamic linker answers these DT_NEEDED names itself (ldso/dynlink.c, load_library).
 MUSL_SELF_NAMES = ("c", "pthread", "rt", "m", "dl", "util", "xnet")
 _MUSL_EXCLUDE = frozenset(f"lib{stem}.*" for stem in MUSL_SELF_NAMES)
 
-# Alpine's name for musl's libc, which auditwheel's musllinux whitelist expects (zig's musl
-# libraries need "libc.so" instead; musl's loader answers to both).
-MUSL_LIBC_SONAMES = {
-    "x86_64": "libc.musl-x86_64.so.1",
-    "i686": "libc.musl-x86.so.1",
-    "aarch64": "libc.musl-aarch64.so.1",
-    "armv7l": "libc.musl-armv7.so.1",
-    "riscv64": "libc.musl-riscv64.so.1",
-    "ppc64le": "libc.musl-ppc64le.so.1",
-    "s390x": "libc.musl-s390x.so.1",
-    "loongarch64": "libc.musl-loongarch64.so.1",
-}
-
-# (e_machine, ELF class, little endian) per wheel architecture.
-_ELF_MACHINES: dict[str, tuple[str, int, bool]] = {
-    "x86_64": ("EM_X86_64", 64, True),
-    "i686": ("EM_386", 32, True),
-    "aarch64": ("EM_AARCH64", 64, True),
-    "armv7l": ("EM_ARM", 32, True),
-    "armv6l": ("EM_ARM", 32, True),
-    "riscv64": ("EM_RISCV", 64, True),
-    "ppc64le": ("EM_PPC64", 64, True),
-    "s390x": ("EM_S390", 64, False),
-    "loongarch64": ("EM_LOONGARCH", 64, True),
-}
-# auditwheel has no armv6l: its armv7l policies list the same glibc/libstdc++ symbol versions.
-_POLICY_ARCH = {"armv6l": "armv7l"}
-# Tag_CPU_arch values (ARM ABI addenda): the newest each 32-bit ARM wheel arch may need.
-_ARM_CPU_ARCH_MAX = {"armv6l": 9, "armv7l": 10}  # 9: ARMv6K, 10: ARMv7
-_ARM_CPU_ARCH_NAMES = {
-    0: "pre-v4", 1: "v4", 2: "v4T", 3: "v5T", 4: "v5TE", 5: "v5TEJ", 6: "v6", 7: "v6KZ",
-    8: "v6T2", 9: "v6K", 10: "v7", 11: "v6-M", 12: "v6S-M", 13: "v7E-M", 14: "v8",
-}
 _EF_ARM_ABI_FLOAT_HARD = 0x400
 
 
@@ -334,9 +302,8 @@ def _glibc_floor(imports: Iterable[VersionedImport]) -> str | None:
 
 
 def _check_machine(elves: list[ElfFile], toolchain: Toolchain) -> list[str]:
-    expected = _ELF_MACHINES.get(toolchain.arch)
-    if expected is None:
-        return [f"edgeforge does not know the ELF machine of arch {toolchain.arch!r}"]
+    arch = arch_info(toolchain.arch)
+    expected = (arch.elf_machine, arch.elf_class, arch.little_endian)
     problems = []
     for elf in elves:
         if (elf.machine, elf.elfclass, elf.little_endian) != expected:
@@ -345,16 +312,15 @@ def _check_machine(elves: list[ElfFile], toolchain: Toolchain) -> list[str]:
                 f"{elf.path} is {elf.machine} ELF{elf.elfclass} {endian}, not {toolchain.arch}"
             )
             continue
-        if elf.machine == "EM_ARM":
-            if not elf.flags & _EF_ARM_ABI_FLOAT_HARD:
-                problems.append(f"{elf.path} is not hard-float, which {toolchain.arch} needs")
-            limit = _ARM_CPU_ARCH_MAX.get(toolchain.arch)
-            if limit is not None and elf.arm_cpu_arch is not None and elf.arm_cpu_arch > limit:
-                problems.append(
-                    f"{elf.path} is built for ARM "
-                    f"{_ARM_CPU_ARCH_NAMES.get(elf.arm_cpu_arch, elf.arm_cpu_arch)}, newer than "
-                    f"{toolchain.arch} ({_ARM_CPU_ARCH_NAMES[limit]})"
-                )
+        if arch.hard_float and not elf.flags & _EF_ARM_ABI_FLOAT_HARD:
+            problems.append(f"{elf.path} is not hard-float, which {toolchain.arch} needs")
+        limit = arch.arm_cpu_arch_max
+        if limit is not None and elf.arm_cpu_arch is not None and elf.arm_cpu_arch > limit:
+            problems.append(
+                f"{elf.path} is built for ARM "
+                f"{ARM_CPU_ARCH_NAMES.get(elf.arm_cpu_arch, elf.arm_cpu_arch)}, newer than "
+                f"{toolchain.arch} ({ARM_CPU_ARCH_NAMES.get(limit, limit)})"
+            )
     return problems
 
 
@@ -382,8 +348,8 @@ def _auditwheel_arch(arch: str) -> Any:
     from auditwheel.architecture import Architecture
 
     try:
-        return Architecture(_POLICY_ARCH.get(arch, arch))
-    except ValueError:
+        return Architecture(arch_info(arch).policy_arch)
+    except (ValueError, ConfigError):
         raise AuditError(f"auditwheel has no policies for arch {arch!r}") from None
 
 
@@ -528,7 +494,7 @@ def _reference_policy(toolchain: Toolchain) -> Any | None:
 
         policies = WheelPolicies(libc=_libc(False), arch=_auditwheel_arch(toolchain.arch))
         name = f"manylinux_{toolchain.libc_version.replace('.', '_')}_" \
-               f"{_POLICY_ARCH.get(toolchain.arch, toolchain.arch)}"
+               f"{arch_info(toolchain.arch).policy_arch}"
         return policies.get_policy_by_name(name)
     except (AuditError, LookupError, TypeError):
         return None

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import fetch
-from .audit import MUSL_LIBC_SONAMES, AuditReport, audit_wheel
+from .archs import arch_info
+from .audit import AuditReport, audit_wheel
 from .builders.cmake import cmake_build
 from .builders.compilers import Compilers, write_compilers
 from .builders.prebuilt import prebuilt_files
@@ -167,7 +168,7 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
             prebuilt_files(recipe.prebuilt, toolchain, trees[recipe.prebuilt.source],
                            work / "build", logger)
     with logger.step("stage"):
-        musl = MUSL_LIBC_SONAMES.get(toolchain.arch) if toolchain.libc == "musl" else None
+        musl = arch_info(toolchain.arch).musl_libc if toolchain.libc == "musl" else None
         staged = stage(recipe, expand, work / "stage", compilers.strip, logger, musl)
     with logger.step("wheel"):
         spec = wheel_spec(recipe, toolchain)

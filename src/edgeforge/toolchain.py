@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import resources, tomlfile
+from .archs import ARCHS_FILE, load_archs
 from .errors import ConfigError, UnknownTargetError
 
 BACKENDS = ("zig", "gcc", "native")
@@ -113,6 +114,9 @@ def load_toolchain(path: Path) -> Toolchain:
     t = tomlfile.Table(tomlfile.load(path), path)
     name = t.str("name", required=True)
     arch = t.str("arch", required=True)
+    if arch not in load_archs():
+        raise t.error("arch", f"unknown architecture {arch!r} (known: "
+                      f"{', '.join(load_archs())}); a new one is a table in {ARCHS_FILE}")
     libc = t.choice("libc", LIBCS)
     libc_version = t.str("libc-version", required=True)
     tags = _wheel_tags(t, arch, required=True)

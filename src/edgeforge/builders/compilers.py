@@ -15,19 +15,11 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..archs import arch_info
 from ..errors import MissingToolError
 from ..fsutil import atomic_write_text
 from ..toolchain import Toolchain
 from .zig import stable_zig
-
-# binutils triplets whose `strip` understands each arch's ELF files (Debian: binutils-<triplet>)
-BINUTILS = {
-    "x86_64": "x86_64-linux-gnu",
-    "aarch64": "aarch64-linux-gnu",
-    "armv7l": "arm-linux-gnueabihf",
-    "armv6l": "arm-linux-gnueabihf",
-    "riscv64": "riscv64-linux-gnu",
-}
 
 
 @dataclass(frozen=True)
@@ -56,7 +48,7 @@ def zig_version(zig: Path) -> str:
 
 
 def find_strip(toolchain: Toolchain) -> Path:
-    triplet = BINUTILS.get(toolchain.arch)
+    triplet = arch_info(toolchain.arch).binutils  # Debian's binutils-<triplet> (archs.toml)
     candidates = [f"{triplet}-strip"] if triplet else []
     if toolchain.is_host:
         candidates.append("strip")
