@@ -1,22 +1,27 @@
 """Fuzz: mutated real models never crash the process that loads them.
 
-At least 10,000 mutated models (bit flips, 32-bit words, byte splices, truncations,
-insertions/deletions; 80% of them aimed at the flatbuffer's structure rather than the
-weights) from real mediapipe models and the generated ones go through
-Interpreter -> allocate_tensors -> invoke in worker subprocesses. A worker that dies names
-the case that killed it (saved under $EDGEFORGE_CACHE/fuzz-crashes for replay) and is
-restarted after it. TFLITE_EDGE_FUZZ_CASES overrides the count.
+At least 20,000 mutated models from real mediapipe models and the generated ones go through
+Interpreter -> allocate_tensors -> invoke in worker subprocesses: bit flips, 32-bit words,
+byte splices within a model and grafts from other models, truncations,
+insertions/deletions, and mutations aimed at the flatbuffer's layout (fuzz_worker.Layout,
+from schema.fbs): boundary values in scalar fields and vector elements (shapes, tensor and
+opcode indices, enums, quantization), offset rewrites (to other tables and vectors, out of
+bounds, shared subtrees) and vtable rewrites (another table's vtable, fields moved, vtable
+and table lengths). A worker that dies names the case that killed it (saved under
+$EDGEFORGE_CACHE/fuzz-crashes for replay) and is restarted after it. Chunks of cases go to
+a pool of workers, one per core. TFLITE_EDGE_FUZZ_CASES overrides the count.
 
-Any crash while *loading* a model (Interpreter construction: TFLite's flatbuffer
-verifier, tflite-edge's own checks, InterpreterBuilder) fails the test. Crashes while
-*running* a model that passed all of those (allocate_tensors/invoke, inside TFLite's
-kernels and the XNNPACK delegate) are reported with their replay files and bounded
-(at most 0.2% of cases), not prevented; measured on TFLite 2.14.1, 20,000 cases: 4 aborts
-where TFLite's arena or XNNPACK throws std::bad_alloc through the C API (tflite_runtime's
-pybind11 layer turns these into MemoryError; through ctypes the process aborts), 5 other
-SIGSEGV/SIGABRT in XNNPACK's handling of corrupted graphs (tflite_runtime crashes on some
-of the same inputs too, and raises RuntimeError on others). Workers run under a 6 GiB
-RLIMIT_AS; shapes declared in the flatbuffer that cannot fit are rejected at load.
+No crash is allowed while loading. While running (allocate_tensors/invoke), tflite-edge's
+shim (libtflite_edge_shim.so beside the library) turns C++ exceptions thrown through the C
+API (std::bad_alloc in the arena, ...) into the Python exceptions tflite_runtime raises,
+and tflite-edge's own checks refuse (RuntimeError) or run without XNNPACK the graphs
+TFLite's kernels or the XNNPACK delegate do not survive (interpreter.py: _missing_tensor,
+_xnnpack_unsafe). What remains is bounded, not yet 0: measured on 20,000 cases (seed
+20231014, 121 s with 2 workers), 5 crashes while running, all in corrupted graphs TFLite
+accepts: SIGABRT in the XNNPACK delegate's Prepare (case 2870: a CONV input replaced by an
+activation), SIGSEGV in invoke (cases 743, 3072, 5246) and SIGFPE (case 8230). Before the
+shim and the checks, the same cases crashed 22 times in the first 2,000. Workers run under
+a 6 GiB RLIMIT_AS.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import os
 import signal
 import subprocess
 import sys
-import threading
+import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +41,10 @@ import rt_models
 import rt_support
 
 HERE = Path(__file__).resolve().parent
-CASES = int(os.environ.get("TFLITE_EDGE_FUZZ_CASES", "10000"))
+CASES = int(os.environ.get("TFLITE_EDGE_FUZZ_CASES", "20000"))
 WORKERS = max(1, min(4, os.cpu_count() or 1))
+CHUNK = 1000  # cases per worker process (a crash restarts it after the case)
+RUN_CRASH_DIVISOR = 2500  # at most 1 in 2,500 cases may crash while running (measured: 5)
 SEED = 20231014
 MEDIAPIPE_SEEDS = ("hand_recrop", "face_detection_short_range",
                    "face_detection_full_range_sparse", "iris_landmark")
@@ -51,34 +59,39 @@ def _signal_name(returncode: int) -> str:
     return f"exit {returncode}"
 
 
-def _run_chunk(spec_path: Path, first: int, end: int, env: dict[str, str],
-               findings: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> None:
+def _run_chunk(spec_path: Path, first: int, end: int, env: dict[str, str]
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Cases [first, end) in worker processes: (findings, summaries)."""
+    findings: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
     start = first
     while start < end:
-        proc = subprocess.Popen([sys.executable, str(HERE / "fuzz_worker.py"), str(spec_path),
-                                 str(start), str(end)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env)
-        last = start
-        stage = "load"
-        counts: dict[str, int] = {}
-        summary = None
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("case "):
-                last = int(line.split()[1])
-                stage = "load"
-            elif line.startswith("stage "):
-                stage = line.split()[1]
-            elif line.startswith("done "):
-                outcome = line.split()[2]
-                counts[outcome] = counts.get(outcome, 0) + 1
-            elif line.startswith("summary "):
-                summary = json.loads(line[len("summary "):])
-        stderr = proc.stderr.read() if proc.stderr else ""
-        proc.wait()
+        with tempfile.TemporaryFile() as errfile:  # a file: a chatty worker never blocks
+            proc = subprocess.Popen([sys.executable, str(HERE / "fuzz_worker.py"), str(spec_path),
+                                     str(start), str(end)], stdout=subprocess.PIPE,
+                                    stderr=errfile, text=True, env=env)
+            last = start
+            stage = "load"
+            counts: dict[str, int] = {}
+            summary = None
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.startswith("case "):
+                    last = int(line.split()[1])
+                    stage = "load"
+                elif line.startswith("stage "):
+                    stage = line.split()[1]
+                elif line.startswith("done "):
+                    outcome = line.split()[2]
+                    counts[outcome] = counts.get(outcome, 0) + 1
+                elif line.startswith("summary "):
+                    summary = json.loads(line[len("summary "):])
+            proc.wait()
+            errfile.seek(0)
+            stderr = errfile.read().decode("utf-8", "replace")[-4000:]
         if proc.returncode == 0 and summary is not None:
             summaries.append({"counts": counts, "unexpected": summary["unexpected"]})
-            return
+            return findings, summaries
         how = _signal_name(proc.returncode)
         kind = "crashed"  # while loading: never acceptable
         if stage == "run":
@@ -93,6 +106,7 @@ def _run_chunk(spec_path: Path, first: int, end: int, env: dict[str, str],
         findings.append({"case": last, "how": how, "stage": stage, "kind": kind,
                          "stderr": stderr[-600:]})
         start = last + 1
+    return findings, summaries
 
 
 def test_mutated_models_never_crash(library: str, mediapipe: dict[str, Path],
@@ -108,17 +122,17 @@ def test_mutated_models_never_crash(library: str, mediapipe: dict[str, Path],
     spec.write_text(json.dumps({"seed": SEED, "models": seeds}))
     env = rt_support.runtime_env(library)
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    assert _shim_in_use(library, env), (
+        f"{library} has no usable libtflite_edge_shim.so beside it: C++ exceptions would "
+        "abort the workers (build the library with edgeforge's tflite recipe)")
+    chunks = [(i, min(i + CHUNK, CASES)) for i in range(0, CASES, CHUNK)]
+    t0 = time.monotonic()
     findings: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
-    bounds = [CASES * i // WORKERS for i in range(WORKERS + 1)]
-    t0 = time.monotonic()
-    threads = [threading.Thread(target=_run_chunk, args=(spec, bounds[i], bounds[i + 1], env,
-                                                          findings, summaries))
-               for i in range(WORKERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for found, summary in pool.map(lambda c: _run_chunk(spec, c[0], c[1], env), chunks):
+            findings += found
+            summaries += summary
     elapsed = time.monotonic() - t0
     counts: dict[str, int] = {}
     unexpected = []
@@ -143,16 +157,25 @@ def test_mutated_models_never_crash(library: str, mediapipe: dict[str, Path],
             out.write_bytes(data)
             f.update(seed_model=Path(seeds[which]).name, mutations=kinds, saved=str(out))
     assert sum(counts.values()) == CASES, report
+    for f in findings:
+        print("finding:", {k: v for k, v in f.items() if k != "stderr"})
     crashes = [f for f in findings if f["kind"] == "crashed"]
     assert not crashes, f"{report}\ncrashes while loading:\n" + "\n".join(map(str, crashes))
-    # Measured and bounded, not prevented: crashes inside TFLite's kernels/XNNPACK while
-    # allocating or invoking a model that passed every load-time check (see the docstring).
+    # Not yet 0 (see the docstring): crashes while running a model that passed every check,
+    # in XNNPACK and TFLite's kernels, are bounded by what was measured.
     run_stage = [f for f in findings if f["kind"] != "crashed"]
-    for f in run_stage:
-        print("run-stage finding:", {k: v for k, v in f.items() if k != "stderr"})
-    assert len(run_stage) <= max(10, CASES // 500), f"{report}\n" + "\n".join(
+    assert len(run_stage) <= CASES // RUN_CRASH_DIVISOR, f"{report}\n" + "\n".join(
         map(str, run_stage))
     assert not unexpected, f"{report}\nunexpected exceptions:\n" + "\n".join(map(str, unexpected))
     # The fuzzer reaches both sides: models TFLite rejects and models that still run.
     assert counts.get("rejected", 0) > CASES // 20, report
     assert counts.get("ran", 0) > CASES // 20, report
+
+
+def _shim_in_use(library: str, env: dict[str, str]) -> bool:
+    check = ("from tflite_edge import _library, _shim; "
+             "print(_shim.load_shim(_library.load_library()).problem or 'ok')")
+    out = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True,
+                         text=True, timeout=120)
+    print("shim:", out.stdout.strip() or out.stderr[-500:])
+    return out.stdout.strip() == "ok"

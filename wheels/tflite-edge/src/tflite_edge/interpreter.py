@@ -232,6 +232,159 @@ def _precheck(model: _ModelBytes, what: str) -> None:
         )
 
 
+def _constants_and_variables(reader: ModelReader, sg: int, buffers: list[Any]
+                             ) -> tuple[set[int], set[int]]:
+    """The tensors of subgraph ``sg`` with data in the model (constants), and the variable
+    ones."""
+    constant, variable = set(), set()
+    for t, table in enumerate(reader._tensor_tables(sg)):
+        b = table.scalar(2, "I", 0)  # Tensor.buffer
+        data = buffers[b]._vector(0, 1) if b < len(buffers) else None
+        if (data is not None and data[1]) or \
+                (b < len(buffers) and buffers[b].scalar(1, "Q", 0) > 1):  # Buffer.offset
+            constant.add(t)
+        if table.scalar(5, "B", 0):  # Tensor.is_variable
+            variable.add(t)
+    return constant, variable
+
+
+def _xnnpack_unsafe(reader: ModelReader) -> bool:
+    """Whether the model's graph breaks what the XNNPACK delegate takes for granted (it
+    aborts or crashes on such graphs, found by the fuzz test; TFLite's own kernels run
+    them). First what makes TFLite's Subgraph mark a model inconsistent while building it
+    (it then refuses AllocateTensors, but a delegate applied before reads the bad indices):
+    tensor indices outside [-1, tensors) in a subgraph's or an operator's inputs/outputs,
+    a tensor both input and output of one operator (CheckTensorIndices,
+    CheckInputAndOutputForOverlap). Then what every converter guarantees: each tensor
+    written by at most one operator, never a constant or a subgraph input; operators in
+    execution order (an input is a subgraph input, a constant, a variable or an earlier
+    operator's output); no constant among the subgraph's outputs."""
+    try:
+        buffers = reader._model.tables(4) or []  # Model.buffers
+        for sg in range(reader.num_subgraphs):
+            n = reader.num_tensors(sg)
+            ins, outs = reader.subgraph_io(sg)
+            if any(not -1 <= i < n for i in (*ins, *outs)):
+                return True
+            constant, variable = _constants_and_variables(reader, sg, buffers)
+            if constant & set(outs):
+                return True
+            ready = set(ins) | constant | variable | {-1}
+            for _code, inputs, outputs in reader.operators(sg):
+                if any(not -1 <= i < n for i in (*inputs, *outputs)) or \
+                        set(inputs) & set(outputs):
+                    return True
+                if any(i not in ready for i in inputs):
+                    return True
+                written = set(outputs) - {-1}
+                if written & ready:  # a second writer, a constant or a subgraph input
+                    return True
+                ready |= written
+    except (ModelFormatError, IndexError):
+        return True
+    return False
+
+
+# Builtin operators whose kernels take -1 ("no tensor") for some inputs (the kernels that
+# call GetOptionalInputTensor or test kTfLiteOptionalTensor in TFLite 2.14): code ->
+# positions, None for any. Every other builtin kernel dereferences what GetInput returns
+# for -1, a null pointer (SIGSEGV in Prepare: the fuzz test found PAD's).
+_OPTIONAL_INPUTS: dict[int, frozenset[int] | None] = {
+    9: frozenset({2}),  # FULLY_CONNECTED: bias
+    27: frozenset({3}),  # SVDF: bias
+    34: frozenset({2}),  # PAD: constant_values
+    60: frozenset({2}),  # PADV2: constant_values
+    67: frozenset({3}),  # TRANSPOSE_CONV: bias
+    16: None, 44: None, 52: None, 46: None,  # LSTM, UNIDIRECTIONAL/BIDIRECTIONAL_SEQUENCE_*
+    118: None, 119: None,  # IF, WHILE
+}
+
+
+def _bad_sparsity(sp: Any, shape: tuple[int, ...]) -> str | None:
+    """What TFLite's sparse-tensor densification (FormatConverter, also in the XNNPACK
+    delegate) assumes of a tensor's SparsityParameters without checking: traversal_order a
+    permutation with one dim_metadata per entry, block_map naming original dimensions,
+    CSR segments non-decreasing from 0 to the number of indices, with one segment per
+    element of the level above, and indices inside their dimension."""
+    n, rank = len(sp.traversal_order), len(shape)
+    if sorted(sp.traversal_order) != list(range(n)) or len(sp.dim_metadata) != n:
+        return "traversal_order is not a permutation of its dimensions"
+    if n < rank or len(sp.block_map) != n - rank or \
+            sorted(set(sp.block_map)) != sorted(sp.block_map) or \
+            any(not 0 <= b < rank for b in sp.block_map):
+        return "block_map does not name distinct original dimensions"
+    sizes = []
+    for i, dim in enumerate(sp.traversal_order):
+        if dim >= rank:  # a block dimension: dense, its size is the block's
+            size = sp.dim_metadata[i].dense_size
+        else:
+            size = shape[dim]
+            if dim in sp.block_map:
+                block = sp.dim_metadata[sp.traversal_order.index(rank + sp.block_map.index(dim))]
+                if block.dense_size <= 0 or size % block.dense_size:
+                    return f"block size {block.dense_size} does not divide dimension {dim}"
+                size //= block.dense_size
+        sizes.append(size)
+    count = 1
+    for i, meta in enumerate(sp.dim_metadata):
+        if meta.format == 0:
+            if meta.dense_size != sizes[i] or meta.dense_size < 0:
+                return f"dense_size {meta.dense_size} of level {i} is not {sizes[i]}"
+            count *= meta.dense_size
+        else:
+            seg, idx = meta.array_segments, meta.array_indices
+            if len(seg) != count + 1 or seg[0] != 0 or seg[-1] != len(idx) or \
+                    any(a > b for a, b in zip(seg, seg[1:])):
+                return f"array_segments of level {i} do not partition its indices"
+            if any(not 0 <= j < sizes[i] for j in idx):
+                return f"array_indices of level {i} leave dimension size {sizes[i]}"
+            count = len(idx)
+        if count > 1 << 31:
+            return "the sparse levels describe more elements than a tensor can hold"
+    return None
+
+
+def _missing_tensor(reader: ModelReader) -> str | None:
+    """Why allocate_tensors() would crash inside TFLite: an operator writing a constant
+    tensor (over the model's bytes), a subgraph input or a tensor another operator writes
+    (the memory planned for one shape gets another's), an input or output of -1 where a
+    builtin kernel needs a tensor (see _OPTIONAL_INPUTS; the kernel's Prepare dereferences
+    null), or sparsity parameters densification would read outside of (_bad_sparsity);
+    None if none."""
+    try:
+        buffers = reader._model.tables(4) or []  # Model.buffers
+        for sg in range(reader.num_subgraphs):
+            constant, _ = _constants_and_variables(reader, sg, buffers)
+            taken = constant | set(reader.subgraph_io(sg)[0])
+            for node, (_code, _inputs, outputs) in enumerate(reader.operators(sg)):
+                clash = taken.intersection(outputs)
+                if clash:  # its kernel would write past the memory planned for the tensor
+                    return (f"subgraph {sg} node {node} writes tensor {min(clash)}, a "
+                            "constant, a subgraph input or another operator's output")
+                taken.update(o for o in outputs if o != -1)
+            for t in range(reader.num_tensors(sg)):
+                info = reader.tensor(t, sg)
+                if info is not None and info.sparsity is not None:
+                    why = _bad_sparsity(info.sparsity, info.shape)
+                    if why:
+                        return f"subgraph {sg} tensor {t} ({info.name!r}): sparsity: {why}"
+            for node, (code, inputs, outputs) in enumerate(reader.operators(sg)):
+                if code == _builtin_ops.CUSTOM or (code in _OPTIONAL_INPUTS
+                                       and _OPTIONAL_INPUTS[code] is None):
+                    continue
+                allowed = _OPTIONAL_INPUTS.get(code) or frozenset()
+                for what, indices in (("input", inputs), ("output", outputs)):
+                    for i, index in enumerate(indices):
+                        if index == -1 and (what == "output" or i not in allowed):
+                            names = _builtin_ops.BUILTIN_OPERATOR_NAMES
+                            op = names[code] if 0 <= code < len(names) else f"operator {code}"
+                            return (f"subgraph {sg} node {node} ({op}): {what} {i} is -1 "
+                                    "(no tensor), which its kernel needs")
+    except (ModelFormatError, IndexError):
+        return None
+    return None
+
+
 def _check_num_threads(num_threads: Any) -> None:
     if num_threads is None:
         return
@@ -703,6 +856,8 @@ class Interpreter:
             return
         (num_threads,) = self._pending_xnnpack
         self._pending_xnnpack = None
+        if _xnnpack_unsafe(self._model.reader()):
+            return  # TFLite's kernels run (or refuse) it; XNNPACK would crash on it
         api = self._api
         try:
             options = api.TfLiteXNNPackDelegateOptionsDefault()
@@ -776,6 +931,10 @@ class Interpreter:
         with self._handle.lock:
             self._ensure_safe()
             self._unbind()
+            if self._handle.broken is None:
+                self._handle.broken = _missing_tensor(self._model.reader())
+            if self._handle.broken:
+                raise RuntimeError(self._handle.broken)
             self._apply_default_delegate()
             self._handle.errors.clear()
             self._check(self._api.TfLiteInterpreterAllocateTensors(self._handle.ptr),
