@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 CASES = int(os.environ.get("TFLITE_EDGE_FUZZ_CASES", "20000"))
 WORKERS = max(1, min(4, os.cpu_count() or 1))
 CHUNK = 1000  # cases per worker process (a crash restarts it after the case)
-RUN_CRASH_DIVISOR = 2500  # at most 1 in 2,500 cases may crash while running (measured: 5)
+RUN_CRASH_DIVISOR = 2500  # at most 1 in 2,500 (or 8) may crash while running (measured: 5)
 SEED = 20231014
 MEDIAPIPE_SEEDS = ("hand_recrop", "face_detection_short_range",
                    "face_detection_full_range_sparse", "iris_landmark")
@@ -164,7 +164,7 @@ def test_mutated_models_never_crash(library: str, mediapipe: dict[str, Path],
     # Not yet 0 (see the docstring): crashes while running a model that passed every check,
     # in XNNPACK and TFLite's kernels, are bounded by what was measured.
     run_stage = [f for f in findings if f["kind"] != "crashed"]
-    assert len(run_stage) <= CASES // RUN_CRASH_DIVISOR, f"{report}\n" + "\n".join(
+    assert len(run_stage) <= max(8, CASES // RUN_CRASH_DIVISOR), f"{report}\n" + "\n".join(
         map(str, run_stage))
     assert not unexpected, f"{report}\nunexpected exceptions:\n" + "\n".join(map(str, unexpected))
     # The fuzzer reaches both sides: models TFLite rejects and models that still run.

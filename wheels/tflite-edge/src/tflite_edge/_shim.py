@@ -259,10 +259,11 @@ class FastPath:
     invoke); the bindings are made again when one changed, and once after the first invoke
     when a tensor had no memory yet (dynamic outputs get theirs in invoke).
 
-    ``writable`` (inputs) and ``readable`` (inputs and outputs), index -> array, are the
-    same dict objects for the fast path's life, empty while nothing is bound. Only the
-    interpreter's own calls change tensors outside invoke: it clears the bindings before
-    each (allocate, resize, signature runners) and binds again after a good allocation.
+    ``writable`` (inputs: index -> (array, dtype, shape)) and ``readable`` (inputs and
+    outputs: index -> array) are the same dict objects for the fast path's life, empty
+    while nothing is bound. Only the interpreter's own calls change tensors outside
+    invoke: it clears the bindings before each (allocate, resize, signature runners) and
+    binds again after a good allocation.
     Bound are the tensors a plain numpy array stands for: fixed-size types, dense, byte
     size = shape x item size.
     """
@@ -328,7 +329,9 @@ class FastPath:
         self._bindings = bindings  # kept alive here; the session points into it
         self._session.bindings = ctypes.addressof(bindings)
         self._session.count = len(seen)
-        self.writable.update((i, arrays[i]) for i in self._inputs if i in arrays)
+        # (array, dtype, shape): what set_tensor compares a value with, ready
+        self.writable.update((i, (arrays[i], arrays[i].dtype, arrays[i].shape))
+                             for i in self._inputs if i in arrays)
         self.readable.update(arrays)
 
     def invoke(self, interpreter: int) -> int:

@@ -1048,8 +1048,8 @@ class Interpreter:
         with self._handle.lock:
             bound = self._writable.get(tensor_index)
             if (bound is not None and type(value) is np.ndarray
-                    and value.dtype == bound.dtype and value.shape == bound.shape):
-                bound[...] = value  # what the checks of write() would pass: no C call
+                    and value.dtype == bound[1] and value.shape == bound[2]):
+                bound[0][...] = value  # what the checks of write() would pass: no C call
                 return
             index = int(tensor_index)
             ptr = self._tensor_ptr(index)

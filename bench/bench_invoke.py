@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Per-invoke overhead of tflite-edge vs tflite-runtime 2.14.0, as a ratio in one run.
+
+The round a small model at a high rate pays for: two ``set_tensor`` (two inputs),
+``invoke``, ``get_tensor``. Models (generated): ``add2x4``, a one-op ADD of two float32
+[1,4] inputs, where the round is all overhead, and ``fc1ms``, FULLY_CONNECTED layers whose
+invoke takes 1-2 ms, where the kernel dominates. Runtimes: tflite-runtime 2.14.0, tflite-edge
+(with its shim, ``libtflite_edge_shim.so`` beside the library: bound tensors, one ctypes
+call per round) and tflite-edge on the plain C API (the same library copied alone into a
+temporary directory, so no shim is found). All run in the same Python (the tflite-runtime
+venv under $EDGEFORGE_CACHE), one process per runtime and repeat, interleaved: runtime A,
+B, C, A, B, C, ...; reported: the best repeat's µs per round for each, and the ratios.
+
+Usage: TFLITE_EDGE_LIBRARY=/path/libtensorflowlite_c.so python bench/bench_invoke.py
+       [--rounds N] [--repeats N] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "runtime"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import rt_support  # noqa: E402
+from bench_runtime import _cpu_name  # noqa: E402
+from tflite_writer import (  # noqa: E402
+    OP_ADD,
+    OP_FULLY_CONNECTED,
+    OPTIONS_FULLY_CONNECTED,
+    Model,
+    Op,
+    Table,
+    Tensor,
+)
+
+RUNTIMES = ("tflite_runtime", "tflite_edge", "tflite_edge_plain")
+
+
+def add_model(n: int = 4) -> bytes:
+    """z = x + y, float32 [1, n] each: the round is all overhead."""
+    tensors = [Tensor("x", np.float32, (1, n)), Tensor("y", np.float32, (1, n)),
+               Tensor("z", np.float32, (1, n))]
+    return Model(tensors, [Op(OP_ADD, [0, 1], [2], 11, Table())], [0, 1], [2]).to_bytes()
+
+
+def fc_model(width: int = 1024, layers: int = 4, seed: int = 3) -> bytes:
+    """h = x + y, then ``layers`` FULLY_CONNECTED [width x width] (float32, batch 8): a
+    model whose invoke takes about 1-2 ms on one core, with the same two inputs."""
+    rng = np.random.default_rng(seed)
+    batch = 8
+    tensors = [Tensor("x", np.float32, (batch, width)), Tensor("y", np.float32, (batch, width)),
+               Tensor("h0", np.float32, (batch, width))]
+    ops = [Op(OP_ADD, [0, 1], [2], 11, Table())]
+    prev = 2
+    for i in range(layers):
+        w = (rng.standard_normal((width, width)) / np.sqrt(width)).astype(np.float32)
+        tensors.append(Tensor(f"w{i}", np.float32, (width, width), data=w))
+        tensors.append(Tensor(f"h{i + 1}", np.float32, (batch, width)))
+        ops.append(Op(OP_FULLY_CONNECTED, [prev, len(tensors) - 2, -1], [len(tensors) - 1],
+                      OPTIONS_FULLY_CONNECTED, Table()))
+        prev = len(tensors) - 1
+    return Model(tensors, ops, [0, 1], [len(tensors) - 1]).to_bytes()
+
+
+def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]:
+    """One process's measurement (runs under the reference venv's Python)."""
+    import time
+
+    if runtime == "tflite_runtime":
+        from tflite_runtime.interpreter import Interpreter
+    else:
+        from tflite_edge.interpreter import Interpreter
+    it = Interpreter(model_path=model, num_threads=threads)
+    it.allocate_tensors()
+    a, b = (d["index"] for d in it.get_input_details())
+    out = it.get_output_details()[0]["index"]
+    shape = it.get_input_details()[0]["shape"]
+    x = np.full(shape, 1.5, np.float32)
+    y = np.full(shape, 2.0, np.float32)
+    set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+    warm = max(rounds // 10, 10)
+    for _ in range(warm):
+        set_tensor(a, x)
+        set_tensor(b, y)
+        invoke()
+        get_tensor(out)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        set_tensor(a, x)
+        set_tensor(b, y)
+        invoke()
+        result = get_tensor(out)
+    seconds = (time.perf_counter() - t0) / rounds
+    return {"us_per_round": seconds * 1e6, "checksum": float(np.asarray(result).sum())}
+
+
+def _run(python: Path, runtime: str, model: Path, rounds: int, threads: int,
+         env: dict[str, str]) -> dict[str, float]:
+    argv = [str(python), __file__, "--job", runtime, str(model), str(rounds), str(threads)]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
+    if proc.returncode:
+        raise SystemExit(f"{runtime} on {model.name} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--job"]:
+        runtime, model, rounds, threads = argv[1], argv[2], int(argv[3]), int(argv[4])
+        print(json.dumps(job(runtime, model, rounds, threads)))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=20000, help="timed rounds, tiny model")
+    ap.add_argument("--repeats", type=int, default=5, help="processes per runtime and model")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+
+    library, reason = rt_support.find_library()
+    if library is None:
+        print(f"bench_invoke: {reason}", file=sys.stderr)
+        return 2
+    python, reason = rt_support.reference_python()
+    if python is None:
+        print(f"bench_invoke: {reason}", file=sys.stderr)
+        return 2
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        plain = work / "plain" / Path(library).name  # the library alone: no shim beside it
+        plain.parent.mkdir()
+        shutil.copy2(library, plain)
+        envs = {"tflite_runtime": dict(os.environ), "tflite_edge": rt_support.runtime_env(library),
+                "tflite_edge_plain": rt_support.runtime_env(str(plain))}
+        models = {"add2x4": (add_model(), args.rounds),
+                  "fc1ms": (fc_model(), max(args.rounds // 50, 50))}
+        for name, (data, rounds) in models.items():
+            path = work / f"{name}.tflite"
+            path.write_bytes(data)
+            for _ in range(args.repeats):
+                for runtime in RUNTIMES:
+                    r = _run(python, runtime.replace("_plain", ""), path, rounds,
+                             args.threads, envs[runtime])
+                    results.setdefault((name, runtime), []).append(r)
+    version = subprocess.run(
+        [str(python), "-c", "import numpy, sys; print(numpy.__version__, sys.version.split()[0])"],
+        capture_output=True, text=True, check=True).stdout.split()
+    load = os.getloadavg()
+    print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, load average {load[0]:.2f} at the "
+          f"start of the report; Python {version[1]}, numpy {version[0]}; "
+          f"num_threads={args.threads}; best of {args.repeats} processes per runtime, "
+          "interleaved.")
+    print(f"tflite-runtime 2.14.0 (PyPI wheel) vs tflite-edge on {library}.")
+    print()
+    print("| model | rounds | tflite-runtime (µs) | tflite-edge (µs) | ratio | "
+          "tflite-edge, plain C API (µs) | ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, (_, rounds) in models.items():
+        best = {rt: min(r["us_per_round"] for r in results[(name, rt)]) for rt in RUNTIMES}
+        sums = [r["checksum"] for rt in RUNTIMES for r in results[(name, rt)]]
+        if not np.allclose(sums, sums[0], rtol=1e-4):
+            raise SystemExit(f"{name}: the runtimes disagree on the output: {sums}")
+        ref = best["tflite_runtime"]
+        print(f"| {name} | {rounds} | {ref:.2f} | {best['tflite_edge']:.2f} | "
+              f"{best['tflite_edge'] / ref:.2f} | {best['tflite_edge_plain']:.2f} | "
+              f"{best['tflite_edge_plain'] / ref:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
