@@ -64,7 +64,8 @@ def listed_targets(stdout: str) -> list[str]:
 
 def test_wheel_carries_recipes_toolchains_patches_and_smoke_files(edgeforge_wheel: Path) -> None:
     names = set(zipfile.ZipFile(edgeforge_wheel).namelist())
-    for needed in ("recipes/tflite.toml", "recipes/patches/tflite-disable-ml-dtypes.patch",
+    for needed in ("archs.toml", "recipes/tflite.toml",
+                   "recipes/patches/tflite-disable-ml-dtypes.patch",
                    "recipes/smoke/tflite_smoke.py", "recipes/smoke/tflite_smoke_driver.c",
                    "recipes/python/tflite_edge_lib/__init__.py",  # a symlink in the checkout
                    "recipes/python/tflite_edge/interpreter.py",
