@@ -38,6 +38,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.version import InvalidVersion, Version
 
 from . import __version__
 from .audit import AuditReport
@@ -97,6 +98,13 @@ def _sdist_metadata(path: Path) -> Message:
     return Parser().parsestr(data.decode("utf-8"))
 
 
+def _version(text: str | None) -> Version | None:
+    try:
+        return Version(text or "")
+    except InvalidVersion:
+        return None
+
+
 def describe(path: Path, build: Mapping[str, Any] | None = None) -> Artifact:
     """Read a wheel's or sdist's name, version, tags and Requires-Python from the file."""
     name = path.name
@@ -113,7 +121,7 @@ def describe(path: Path, build: Mapping[str, Any] | None = None) -> Artifact:
             raise ReleaseError(f"{path}: not a wheel or an sdist (.whl, .tar.gz)")
     except (InvalidWheelFilename, InvalidSdistFilename) as err:
         raise ReleaseError(f"{path}: {err}") from None
-    if canonicalize_name(meta.get("Name", "")) != dist or meta.get("Version") != str(version):
+    if canonicalize_name(meta.get("Name", "")) != dist or _version(meta.get("Version")) != version:
         raise ReleaseError(f"{path}: its metadata says {meta.get('Name')} {meta.get('Version')}"
                            f", its file name {dist} {version}")
     if kind == "binary-wheel" and not build:
