@@ -19,7 +19,8 @@ the index and the checksums. ``verify`` refuses a directory whose files do not m
 SHA256SUMS and manifest, or that holds anything they do not list.
 
 Pure packages are built by ``python -m build`` from a copy of their project (the checkout stays
-clean) in build isolation (their declared build requirements, from the package index). A
+clean) in build isolation (their declared build requirements, from the package index; with
+``--offline``, from this environment instead). A
 binary distribution's sdist comes from ``edgeforge.backend``'s ``build_sdist`` hook through the
 same frontend, without isolation: its backend is this edgeforge, not one from an index.
 """
@@ -91,7 +92,8 @@ def release(config: ReleaseConfig, out: Path, cells: Sequence[Cell], packages: b
         if packages:
             for package in config.packages:
                 with logger.step(f"release package {package.name} ({package.directory})"):
-                    artifacts += build_package(package, staging, logger)
+                    artifacts += build_package(package, staging, logger,
+                                               isolated=not options.offline)
         finish(staging, artifacts)
     return artifacts
 
@@ -108,7 +110,8 @@ def build_cell(cell: Cell, dist: Path, options: ReleaseOptions, logger: Logger,
                                                report.smoke))
 
 
-def build_package(package: Package, dist: Path, logger: Logger) -> list[Artifact]:
+def build_package(package: Package, dist: Path, logger: Logger, isolated: bool = True
+                  ) -> list[Artifact]:
     """A pure package's wheel and sdist, or a binary distribution's sdist, into ``dist``."""
     if importlib.util.find_spec("build") is None:
         raise MissingToolError("edgeforge release builds packages with PyPA's `build`: "
@@ -122,6 +125,8 @@ def build_package(package: Package, dist: Path, logger: Logger) -> list[Artifact
         else:
             copy = Path(tmp) / package.directory.name
             shutil.copytree(package.directory, copy, ignore=_COPY_IGNORE)
+            if not isolated:
+                argv.append("--no-isolation")
             argv.append(str(copy))
             wanted = {"sdist", "pure-wheel"}
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(resolve_source_date_epoch())}
