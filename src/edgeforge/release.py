@@ -60,7 +60,7 @@ from .toolchain import Toolchain, resolve_target
 from .wheel import resolve_source_date_epoch
 
 # Never copied into a pure package's build copy.
-_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "__pycache__",
+_COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", ".ci-venv", "build", "dist", "__pycache__",
                                       "*.egg-info", ".ruff_cache", ".pytest_cache", "*.pyc")
 
 
