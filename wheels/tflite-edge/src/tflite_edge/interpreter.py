@@ -248,6 +248,15 @@ def _constants_and_variables(reader: ModelReader, sg: int, buffers: list[Any]
     return constant, variable
 
 
+def _constant_bytes(table: Any, buffers: list[Any]) -> int | None:
+    """How many bytes of data the model holds for a tensor (None: held outside)."""
+    b = table.scalar(2, "I", 0)  # Tensor.buffer
+    if b >= len(buffers) or buffers[b].scalar(1, "Q", 0) > 1:
+        return None
+    data = buffers[b]._vector(0, 1)
+    return data[1] if data is not None else 0
+
+
 def _xnnpack_unsafe(reader: ModelReader) -> bool:
     """Whether the model's graph breaks what the XNNPACK delegate takes for granted (it
     aborts or crashes on such graphs, found by the fuzz test; TFLite's own kernels run
@@ -280,6 +289,11 @@ def _xnnpack_unsafe(reader: ModelReader) -> bool:
                 if written & ready:  # a second writer, a constant or a subgraph input
                     return True
                 ready |= written
+            # an operator none of whose outputs is used (XNNPACK's fusion aborts on it)
+            used = set(outs).union(*(set(i) for _c, i, _o in reader.operators(sg)))
+            if any(outputs and not used.intersection(outputs)
+                   for _c, _i, outputs in reader.operators(sg)):
+                return True
     except (ModelFormatError, IndexError):
         return True
     return False
@@ -362,12 +376,21 @@ def _missing_tensor(reader: ModelReader) -> str | None:
                     return (f"subgraph {sg} node {node} writes tensor {min(clash)}, a "
                             "constant, a subgraph input or another operator's output")
                 taken.update(o for o in outputs if o != -1)
+            tables = reader._tensor_tables(sg)
             for t in range(reader.num_tensors(sg)):
                 info = reader.tensor(t, sg)
                 if info is not None and info.sparsity is not None:
                     why = _bad_sparsity(info.sparsity, info.shape)
                     if why:
                         return f"subgraph {sg} tensor {t} ({info.name!r}): sparsity: {why}"
+                elif info is not None and t in constant:
+                    have = _constant_bytes(tables[t], buffers)
+                    need = _SCHEMA_ITEMSIZE.get(tables[t].scalar(1, "b", 0))  # Tensor.type
+                    if have is not None and need and tables[t].scalar(1, "b", 0) != 17 and \
+                            math.prod(max(d, 0) for d in info.shape) * need > have:
+                        return (f"subgraph {sg} tensor {t} ({info.name!r}): its shape "
+                                f"{list(info.shape)} needs more than the {have} bytes of data "
+                                "the model has for it")
             for node, (code, inputs, outputs) in enumerate(reader.operators(sg)):
                 if code == _builtin_ops.CUSTOM or (code in _OPTIONAL_INPUTS
                                        and _OPTIONAL_INPUTS[code] is None):
