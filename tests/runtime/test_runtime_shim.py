@@ -255,3 +255,45 @@ def test_plain_c_api_without_a_shim_computes_the_same(library: str, mediapipe: d
                             capture_output=True, text=True, timeout=120)
     assert f"no {_shim.SHIM_NAME} beside" in doctor.stdout, doctor.stdout
     assert os.path.isfile(plain)
+
+
+OOM = r"""
+import resource, sys
+if sys.argv[1] == "tflite_edge":
+    from tflite_edge.interpreter import Interpreter
+else:
+    from tflite_runtime.interpreter import Interpreter
+it = Interpreter(model_path=sys.argv[2], num_threads=1)
+it.allocate_tensors()
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+it.resize_tensor_input(0, [1 << 27, 4])  # 2 GiB of float32 input, 2 of output
+try:
+    it.allocate_tensors()
+    print("allocated")
+except Exception as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_real_bad_alloc_is_memory_error_as_in_tflite_runtime(
+        library: str, reference_python: Path, tmp_path: Path) -> None:
+    """TFLite's arena throws std::bad_alloc through TfLiteInterpreterAllocateTensors when a
+    resized input cannot be allocated: tflite_runtime raises MemoryError, tflite-edge with
+    its shim too, and without the shim the process aborts (why the shim exists)."""
+    model = tmp_path / "add.tflite"
+    model.write_bytes(rt_models.add_model(4, dynamic=True))
+    plain = tmp_path / "plain" / Path(library).name
+    plain.parent.mkdir()
+    shutil.copy2(library, plain)
+    runs = {}
+    for name, runtime, lib in (("tflite_runtime", "tflite_runtime", None),
+                               ("shim", "tflite_edge", library),
+                               ("plain", "tflite_edge", str(plain))):
+        env = rt_support.runtime_env(lib) if lib else dict(os.environ)
+        runs[name] = subprocess.run([str(reference_python), "-c", OOM, runtime, str(model)],
+                                    capture_output=True, text=True, env=env, timeout=300)
+    for name in ("tflite_runtime", "shim"):
+        assert runs[name].returncode == 0, runs[name].stderr[-2000:]
+        assert runs[name].stdout.strip() == "MemoryError std::bad_alloc", runs[name].stdout
+    assert runs["plain"].returncode < 0, (runs["plain"].returncode, runs["plain"].stdout)
+    assert "std::bad_alloc" in runs["plain"].stderr
