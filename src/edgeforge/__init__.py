@@ -1,3 +1,3 @@
 """edgeforge: cross-compile TensorFlow Lite and ship it as per-platform Python wheels."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,7 +8,7 @@ wheel -> audit; no QEMU), the way esbuild falls back to building from source.
 The project's ``pyproject.toml`` names the recipe; everything else is settings::
 
     [build-system]
-    requires = ["edgeforge==0.1.0"]   # exactly the edgeforge whose recipe this is
+    requires = ["edgeforge==0.2.0"]   # exactly the edgeforge whose recipe this is
     build-backend = "edgeforge.backend"
 
     [project]

@@ -2,7 +2,7 @@
 
 ``manifest.json`` holds one entry per distribution file (wheel or sdist)::
 
-    {"format": 1, "generator": "edgeforge 0.1.0", "files": {
+    {"format": 1, "generator": "edgeforge 0.2.0", "files": {
       "tflite_edge_lib-2.14.1-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl": {
         "sha256": "...", "size": 4012345, "kind": "binary-wheel",
         "distribution": "tflite-edge-lib", "version": "2.14.1",
