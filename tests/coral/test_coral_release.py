@@ -7,7 +7,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from coral_support import REPO, Release, edgeforge, write_test_recipe
+from coral_support import RECIPES, Release, edgeforge, write_test_recipe
 from elftools.elf.elffile import ELFFile
 
 from edgeforge.builders.prebuilt import prebuilt_files
@@ -39,7 +39,7 @@ def test_shipped_recipes(name: str, distribution: str, variant_dir: str,
     assert set(recipe.prebuilt.paths) == {"linux-x86_64", "linux-aarch64", "linux-armv7l",
                                           "linux-armv6l"}
     assert all(f"/{variant_dir}/" in p for p in recipe.prebuilt.paths.values())
-    info = json.loads((REPO / "wheels/tflite-edge-coral-lib/build-info" / build_info).read_text())
+    info = json.loads((RECIPES / "coral-lib/build-info" / build_info).read_text())
     assert info["distribution"] == distribution
     assert info["tensorflow"] == "2.5.0" and info["libedgetpu"] == recipe.version
 

@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from coral_support import REPO, edgeforge
+from coral_support import RECIPES, edgeforge
 
 from edgeforge.fetch import FetchOptions, default_cache_dir, fetch_source, prepare_source
 from edgeforge.log import Logger
@@ -36,8 +36,7 @@ def test_recipe_pins_everything_but_libedgetpu() -> None:
             assert location.debian_pool is not None, source.name
     tf = recipe.source("tensorflow").locations[0]
     assert tf.debian_pool == "t/tensorflow/tensorflow_2.14.1+dfsg.orig.tar.xz"
-    info = json.loads((REPO / "wheels/tflite-edge-coral-lib/build-info/"
-                       "source-tf2.14.1-std.json").read_text())
+    info = json.loads((RECIPES / "coral-lib/build-info/source-tf2.14.1-std.json").read_text())
     assert info["tensorflow"] == "2.14.1" and info["variant"] == "std"
     assert recipe.wheel.distribution == "tflite-edge-coral-lib"
 
