@@ -22,7 +22,6 @@ file without running apt (no network); ``refresh=True`` asks apt again.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -36,14 +35,14 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 from .. import debian
 from ..errors import FetchError, MissingToolError, SmokeError
+from ..fsutil import atomic_write_text, file_lock, sha256_file
 from ..log import Logger
 
 # What a smoke root needs to ``import numpy`` (python3-numpy pulls libblas3/liblapack3, whose
@@ -122,7 +121,8 @@ def ensure_root(
 
     _require_tools()
     roots_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(roots_dir / f".{name}.lock"), logger.step(f"Debian {suite}/{debian_arch} root"):
+    with file_lock(roots_dir / f".{name}.lock", f"the {suite}/{debian_arch} root", logger.info), \
+            logger.step(f"Debian {suite}/{debian_arch} root"):
         if not refresh:  # another process may have built it while we waited for the lock
             found = _root_from_request(request_file, roots_dir)
             if found is not None:
@@ -335,7 +335,7 @@ class _PrivateApt:
             if path is None:
                 raise FetchError(f"apt downloaded no .deb for {package} {version} [{arch}] into "
                                  f"{archives}")
-            debs.append(_Deb(package, version, arch, path, _sha256(path), path.stat().st_size))
+            debs.append(_Deb(package, version, arch, path, sha256_file(path), path.stat().st_size))
         total = sum(d.size for d in debs)
         self.logger.info(f"{len(debs)} .debs, {total / 1e6:.1f} MB")
         return debs
@@ -455,7 +455,7 @@ def _move_tree(src: Path, dst: Path) -> None:
 def _same_entry(a: Path, b: Path) -> bool:
     if a.is_symlink() or b.is_symlink():
         return a.is_symlink() and b.is_symlink() and os.readlink(a) == os.readlink(b)
-    return a.is_file() and b.is_file() and _sha256(a) == _sha256(b)
+    return a.is_file() and b.is_file() and sha256_file(a) == sha256_file(b)
 
 
 _ALTERNATIVE = re.compile(r"update-alternatives\s+(?:--\S+\s+)*--install\s+(.*)")
@@ -658,35 +658,8 @@ def _library_dirs(root: DebianRoot) -> list[Path]:
     return [*multiarch, usr_lib]
 
 
-@contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    with open(lock_path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def _tree_size(root: Path) -> int:
