@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__, fetch, pipeline, release, sources
+from . import __version__, conan, fetch, pipeline, release, sources
 from .errors import EdgeforgeError
 from .lock import format_tree_reports, lock_recipe, lock_trees, read_lock
 from .log import Logger
@@ -93,6 +93,24 @@ def _parser() -> argparse.ArgumentParser:
     rv = rsub.add_parser("verify", help="check a release directory against its SHA256SUMS, "
                                         "manifest and index")
     rv.add_argument("directory", type=Path)
+
+    cn = sub.add_parser("conan", help="Conan 2: the built libraries as tflite-edge-c binaries, "
+                                      "profiles from the toolchains")
+    cnsub = cn.add_subparsers(dest="conan_command", required=True)
+    ce = cnsub.add_parser("export", help="each tflite_edge_lib wheel's library, headers and "
+                                         "licenses as one binary of tflite-edge-c in the Conan "
+                                         "cache ($CONAN_HOME); nothing is compiled")
+    ce.add_argument("inputs", nargs="+", type=Path, metavar="WHEEL_OR_DIR",
+                    help="tflite_edge_lib wheels, or directories of them (dist/, a release)")
+    ce.add_argument("--upload", metavar="REMOTE", default=None,
+                    help="then upload the recipe and its binaries to this Conan remote")
+    cp = cnsub.add_parser("profiles", help="Conan host and build profiles from the toolchains "
+                                           "(edgeforge's zig wrappers as the compilers)")
+    cp.add_argument("--target", action="append", required=True,
+                    help="the host profile's target (repeatable); the build machine's profile "
+                         f"({host_target_name()}) is written too")
+    cp.add_argument("--out", type=Path, required=True,
+                    help="where the profiles (one file per target) and wrappers go")
     return p
 
 
@@ -141,6 +159,25 @@ def cmd_fetch(args: argparse.Namespace, search: SearchPath, cache_dir: Path, log
     for source in recipe.sources_for(toolchain.arch, toolchain.libc):
         path = fetch.fetch_tree(source, opts, logger)
         print(f"{source.name}: {path}")
+    return 0
+
+
+def cmd_conan(args: argparse.Namespace, search: SearchPath, cache_dir: Path, logger: Logger
+              ) -> int:
+    if args.conan_command == "export":
+        exported = conan.export(conan.find_wheels(args.inputs), conan.load_targets(
+            search.toolchains), logger)
+        for e in exported:
+            print(f"{e.target}: {e.reference}")
+        if args.upload:
+            conan.upload(exported[0].version, args.upload)
+            print(f"uploaded {conan.PACKAGE_NAME}/{exported[0].version} ({len(exported)} "
+                  f"binaries) to {args.upload}")
+        return 0
+    names = dict.fromkeys([*args.target, host_target_name()])
+    toolchains = [resolve_target(n, directories=search.toolchains) for n in names]
+    for p in conan.write_profiles(toolchains, args.out.resolve(), cache_dir, logger):
+        print(f"{p.target}: {p.path}")
     return 0
 
 
@@ -219,6 +256,8 @@ def _main(argv: Sequence[str] | None) -> int:
             path = lock_recipe(resolve_recipe(args.recipe, search.recipes), cache_dir, logger)
             print(f"wrote {path}")
             return 0
+        if args.command == "conan":
+            return cmd_conan(args, search, cache_dir, logger)
         if args.command == "sources":
             names = [args.recipe] if args.recipe else list_toml(search.recipes)
             return sources.check_command([resolve_recipe(n, search.recipes) for n in names])

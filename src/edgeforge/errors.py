@@ -74,3 +74,9 @@ class ReleaseError(EdgeforgeError):
     """A release directory is incomplete, corrupt or conflicts with another one."""
 
     exit_code = 8
+
+
+class ConanError(EdgeforgeError):
+    """A conan command failed; the message carries its output's tail."""
+
+    exit_code = 9
