@@ -21,7 +21,9 @@ works, but a C++ exception aborts the process; ``doctor`` says which it is.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
+import operator
 import os
 import threading
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int32, c_size_t, c_void_p
@@ -251,6 +253,17 @@ def guarded_api(lib: LoadedLibrary) -> CApi:
 _guarded: dict[str, GuardedApi] = {}
 
 
+#: Tensors up to this size are written through a byte view from ``value.tobytes()`` (about
+#: half the time of numpy's ``a[...] = value`` for a few floats); larger ones by numpy's
+#: copy, which does not copy twice.
+SMALL_TENSOR = 512
+
+
+def _scalar(array: Any) -> Callable[[], Any]:
+    """get_tensor of a bound 0-d tensor: a numpy scalar (``array[()]`` copies the value)."""
+    return functools.partial(operator.getitem, array, ())
+
+
 class FastPath:
     """Subgraph 0's inputs and outputs, bound after allocate_tensors(): numpy arrays over
     their memory, so set_tensor/get_tensor copy with no ctypes call at all, while the
@@ -259,11 +272,14 @@ class FastPath:
     invoke); the bindings are made again when one changed, and once after the first invoke
     when a tensor had no memory yet (dynamic outputs get theirs in invoke).
 
-    ``writable`` (inputs: index -> (array, dtype, shape)) and ``readable`` (inputs and
-    outputs: index -> array) are the same dict objects for the fast path's life, empty
-    while nothing is bound. Only the interpreter's own calls change tensors outside
-    invoke: it clears the bindings before each (allocate, resize, signature runners) and
-    binds again after a good allocation.
+    ``writable`` (inputs: index -> (array, dtype, shape, byte view or None)) and
+    ``readable`` (inputs and outputs: index -> a function returning a copy) are the same
+    dict objects for the fast path's life, empty while nothing is bound. Only the
+    interpreter's own calls change tensors outside invoke: it clears the bindings before
+    each (allocate, resize, signature runners) and binds again after a good allocation.
+    ``run(session)`` is the shim's invoke of this interpreter; a result other than 0 goes
+    to :meth:`settle`. A tensor without memory at bind time gets a binding that never
+    matches, so the run after it reports the bindings stale (the one retry).
     Bound are the tensors a plain numpy array stands for: fixed-size types, dense, byte
     size = shape x item size.
     """
@@ -280,9 +296,10 @@ class FastPath:
         self.readable: dict[int, Any] = {}
         self._bindings: Any = None
         self._session = Session(interpreter, None, 0)
-        self._session_address = ctypes.addressof(self._session)
-        self._run = shim.run
-        self._unbound = False  # some tensor had no memory at the last bind
+        self.session = ctypes.addressof(self._session)
+        self.run = shim.run
+        self.unbound = False  # some tensor had no memory at the last bind
+        self._retrying = False  # the last bind added a binding that never matches
 
     def set_io(self, inputs: tuple[int, ...], outputs: tuple[int, ...]) -> None:
         self._inputs = inputs
@@ -294,10 +311,12 @@ class FastPath:
         self._session.bindings = None
         self._session.count = 0
         self._bindings = None
-        self._unbound = False
+        self.unbound = False
+        self._retrying = False
 
-    def bind(self) -> None:
-        """Bind every input and output that a plain numpy array can stand for."""
+    def bind(self, retry: bool = True) -> None:
+        """Bind every input and output that a plain numpy array can stand for; with
+        ``retry``, rebind after the next run if a tensor has no memory yet."""
         import numpy as np
 
         from . import _types
@@ -305,6 +324,7 @@ class FastPath:
         self.clear()
         seen: dict[int, Binding] = {}
         arrays: dict[int, Any] = {}
+        never = []  # bindings that never match: a tensor without memory
         for index in (*self._inputs, *self._outputs):
             if index in seen:
                 continue
@@ -313,7 +333,9 @@ class FastPath:
                 continue
             b = Binding()
             if self._shim.bind(t, ctypes.byref(b)) != 0 or not b.bytes:
-                self._unbound = True
+                self.unbound = True
+                if retry:
+                    never.append(Binding(t, None, ctypes.c_size_t(-1).value, -1, 0))
                 continue
             dims = tuple(b.dims[: b.ndims])
             if (b.type not in _types.FIXED_SIZE
@@ -323,30 +345,29 @@ class FastPath:
             raw = (ctypes.c_char * b.bytes).from_address(b.data)
             arrays[index] = np.frombuffer(raw, dtype=_types.NUMPY_TYPES[b.type]).reshape(dims)
             seen[index] = b
-        if not seen:
+        self._retrying = bool(never)
+        if not seen and not never:
             return
-        bindings = (Binding * len(seen))(*seen.values())
+        bindings = (Binding * (len(seen) + len(never)))(*seen.values(), *never)
         self._bindings = bindings  # kept alive here; the session points into it
         self._session.bindings = ctypes.addressof(bindings)
-        self._session.count = len(seen)
-        # (array, dtype, shape): what set_tensor compares a value with, ready
-        self.writable.update((i, (arrays[i], arrays[i].dtype, arrays[i].shape))
-                             for i in self._inputs if i in arrays)
-        self.readable.update(arrays)
+        self._session.count = len(bindings)
+        # (array, dtype, shape, byte view): what set_tensor compares a value with, ready
+        self.writable.update(
+            (i, (arrays[i], arrays[i].dtype, arrays[i].shape,
+                 memoryview(arrays[i]).cast("B") if arrays[i].nbytes <= SMALL_TENSOR
+                 else None))
+            for i in self._inputs if i in arrays)
+        self.readable.update((i, a.copy if a.ndim else _scalar(a)) for i, a in arrays.items())
 
-    def invoke(self, interpreter: int) -> int:
-        """TfLiteInterpreterInvoke through the shim (of this fast path's interpreter, which
-        ``interpreter`` is): its status, or the exception raised."""
-        result = self._run(self._session_address)
-        if not result:
-            return 0
+    def settle(self, result: int) -> int:
+        """What a run's result other than 0 means: the exception it carries raised, the
+        bindings made again when a tensor changed; the TfLiteStatus."""
         if result & 0xFFFF >= EXCEPTION:
             self.clear()
             raise self._shim.error(result, "Invoke")
-        if result & STALE or self._unbound:
-            unbound = self._unbound
-            self.bind()
-            self._unbound = self._unbound and not unbound  # retried once: leave it
+        if result & STALE:
+            self.bind(retry=not self._retrying)  # retried once: leave it
         return result & 0xFF
 
 

@@ -25,7 +25,6 @@ import math
 import mmap
 import os
 import sys
-import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -35,6 +34,7 @@ import numpy as np
 from . import _builtin_ops, _types
 from ._flatbuffer import ModelFormatError, ModelReader, TensorInfo
 from ._library import ENV_VAR, STATUS_NAMES, CApi, ErrorReporterCallback, load_library
+from ._lock import CallLock
 from ._shim import fast_path, guarded_api
 from .delegates import Delegate, DelegateLoadError, load_delegate
 
@@ -134,8 +134,9 @@ class _Handle:
         self.broken: str | None = None  # set when allocation left a graph unsafe to run
         self.not_ready = False  # a tensor was resized: allocate_tensors() must run first
         # One C interpreter is not thread-safe: every call that reads or changes its state
-        # holds this lock, so calls from several threads run one at a time.
-        self.lock = threading.RLock()
+        # holds this lock, so calls from several threads run one at a time (not reentrant:
+        # tflite_edge._lock).
+        self.lock = CallLock()
         self.default_delegate: list[int] = []  # the XNNPACK delegate, deleted after us
         self._finalizer = weakref.finalize(
             self, _release_interpreter, api, ptr, (errors, *keepalive), self.default_delegate
@@ -838,8 +839,11 @@ class Interpreter:
         for delegate in self._delegates:
             delegate._attach(self._handle)
         self._tensors = _TensorAccess(api, self._model)
-        self._get_tensor = api.TfLiteInterpreterGetTensor  # the per-call paths
-        self._invoke = api.TfLiteInterpreterInvoke
+        # The per-call paths: the C calls they make, and what they check, at hand.
+        self._get_tensor = api.TfLiteInterpreterGetTensor
+        self._invoke = api.TfLiteInterpreterInvoke  # the shim's run with a fast path
+        self._lock = self._handle.lock
+        self._messages = errors.messages  # the same list object for errors' life
         for delegate in self._delegates:
             errors.clear()
             status = api.TfLiteInterpreterModifyGraphWithDelegate(
@@ -866,7 +870,8 @@ class Interpreter:
         self._readable: dict[int, Any] = self._fast.readable if self._fast else {}
         if self._fast is not None:
             self._fast.set_io(self._inputs, self._outputs)
-            self._invoke = self._fast.invoke
+            self._invoke = self._fast.run
+        self._invoke_arg = interp if self._fast is None else self._fast.session
 
     # -- internals -------------------------------------------------------------------
 
@@ -1001,20 +1006,41 @@ class Interpreter:
                 raise RuntimeError(detail)
 
     def invoke(self) -> None:
+        # The hot path (issue 11): the lock's two list operations inline (tflite_edge._lock),
+        # one test for the rare states, one ctypes call.
         handle = self._handle
-        with handle.lock:
-            if handle.views and handle.live_views():
-                raise RuntimeError(_UNSAFE_MESSAGE)
-            if handle.broken:
-                raise RuntimeError(handle.broken)
-            if handle.not_ready:
-                raise RuntimeError("Invoke called on model that is not ready.")
-            errors = handle.errors
-            if errors.messages:
-                errors.clear()
-            status = self._invoke(handle.ptr)  # ctypes releases the GIL for the call
+        lock = self._lock
+        try:
+            lock.free.pop()
+        except IndexError:
+            lock.wait()
+        try:
+            if handle.views or handle.broken or handle.not_ready or self._messages:
+                self._before_invoke()
+            # TfLiteInterpreterInvoke(interpreter) or the shim's run(session); ctypes
+            # releases the GIL for the call.
+            status = self._invoke(self._invoke_arg)
             if status:
-                self._check(status, "Invoke")
+                self._invoke_failed(status)
+        finally:
+            lock.free.append(True)
+            if lock.waiting:
+                lock.wake()
+
+    def _invoke_failed(self, status: int) -> None:
+        if self._fast is not None:
+            status = self._fast.settle(status)  # a C++ exception raised, stale bindings
+        self._check(status, "Invoke")
+
+    def _before_invoke(self) -> None:
+        handle = self._handle
+        if handle.views and handle.live_views():
+            raise RuntimeError(_UNSAFE_MESSAGE)
+        if handle.broken:
+            raise RuntimeError(handle.broken)
+        if handle.not_ready:
+            raise RuntimeError("Invoke called on model that is not ready.")
+        handle.errors.clear()
 
     def reset_all_variables(self) -> None:
         with self._handle.lock:
@@ -1068,23 +1094,45 @@ class Interpreter:
         return [self._get_op_details(i) for i in range(len(self._model_ops()))]
 
     def set_tensor(self, tensor_index: int, value: Any) -> None:
-        with self._handle.lock:
+        lock = self._lock  # taken and given back inline, as in invoke()
+        try:
+            lock.free.pop()
+        except IndexError:
+            lock.wait()
+        try:
             bound = self._writable.get(tensor_index)
             if (bound is not None and type(value) is np.ndarray
                     and value.dtype == bound[1] and value.shape == bound[2]):
-                bound[0][...] = value  # what the checks of write() would pass: no C call
+                # What the checks of write() would pass: a bound input, an ndarray of its
+                # dtype and shape (any strides). No C call.
+                if bound[3] is not None:
+                    bound[3][:] = value.tobytes()  # C order, as the tensor's
+                else:
+                    bound[0][...] = value
                 return
             index = int(tensor_index)
             ptr = self._tensor_ptr(index)
             self._tensors.write(ptr, index, value)
+        finally:
+            lock.free.append(True)
+            if lock.waiting:
+                lock.wake()
 
     def get_tensor(self, tensor_index: int, subgraph_index: int = 0) -> Any:
         if subgraph_index == 0:
-            with self._handle.lock:
-                bound = self._readable.get(tensor_index)
-                if bound is not None:
-                    out = bound.copy()
-                    return out if out.ndim else out[()]
+            lock = self._lock  # taken and given back inline, as in invoke()
+            try:
+                lock.free.pop()
+            except IndexError:
+                lock.wait()
+            try:
+                copy = self._readable.get(tensor_index)
+                if copy is not None:
+                    return copy()
+            finally:
+                lock.free.append(True)
+                if lock.waiting:
+                    lock.wake()
         if int(subgraph_index) != 0:
             return self._subgraph_tensor(int(tensor_index), int(subgraph_index))
         index = int(tensor_index)
