@@ -42,3 +42,12 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.edgeforge-key" 2>/dev/null)" 
 else
   echo "==> $VENV is up to date"
 fi
+
+# The npm packages' dependencies (koffi and its prebuilt Linux binaries) from npm, once, under
+# the cache: tests/test_npm.py installs the generated packages from a local registry with them.
+if command -v npm >/dev/null; then
+  echo "==> npm dependencies of the Node.js packages (edgeforge.npm.mirror)"
+  "$VENV/bin/python" -m edgeforge.npm.mirror >/dev/null
+else
+  echo "==> no npm on PATH: the Node.js package tests will skip"
+fi

@@ -33,6 +33,9 @@ class Arch:
     musl_libc: str | None  # Alpine's musl libc soname
     hard_float: bool  # 32-bit ARM hard-float ABI required
     arm_cpu_arch_max: int | None  # newest Tag_CPU_arch allowed (32-bit ARM)
+    npm_cpu: str | None = None  # Node's process.arch (npm's `cpu` field)
+    npm_name: str | None = None  # the npm platform name's arch part, where not npm_cpu
+    node_arm_version: int | None = None  # 32-bit ARM: Node's arm_version it needs
 
 
 def _arch(name: str, t: tomlfile.Table) -> Arch:
@@ -49,6 +52,9 @@ def _arch(name: str, t: tomlfile.Table) -> Arch:
         musl_libc=t.str("musl-libc"),
         hard_float=t.bool("hard-float"),
         arm_cpu_arch_max=t.int("arm-cpu-arch-max"),
+        npm_cpu=t.str("npm-cpu"),
+        npm_name=t.str("npm-name"),
+        node_arm_version=t.int("node-arm-version"),
     )
     t.reject_unknown()
     return arch

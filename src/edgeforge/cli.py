@@ -111,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
                          f"({host_target_name()}) is written too")
     cp.add_argument("--out", type=Path, required=True,
                     help="where the profiles (one file per target) and wrappers go")
+
+    nm = sub.add_parser("npm", help="npm packages from the built wheels: tflite-edge (JS + "
+                                    "types) and one @tflite-edge/<platform> package per wheel")
+    nm.add_argument("inputs", nargs="+", type=Path, metavar="WHEEL_OR_DIR",
+                    help="tflite_edge_lib (and delegate plugin) wheels, or directories of them")
+    nm.add_argument("--out", type=Path, required=True, help="where the package directories go")
+    nm.add_argument("--pack", type=Path, default=None, metavar="DIR",
+                    help="also `npm pack` every package into DIR")
     return p
 
 
@@ -209,6 +217,19 @@ def cmd_release(args: argparse.Namespace, search: SearchPath, cache_dir: Path, l
     return 0
 
 
+def cmd_npm(args: argparse.Namespace) -> int:
+    from .npm import generate
+
+    made = generate.generate(args.inputs, args.out)
+    dirs = [d for g in made for d in (g.main, *g.platforms.values())]
+    for g in made:
+        print(f"{g.main.name} {g.version}: {', '.join(sorted(g.platforms)) or 'no platforms'}")
+    if args.pack is not None:
+        for tarball in generate.pack(dirs, args.pack):
+            print(f"packed {tarball}")
+    return 0
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, taking Ctrl-C's path: every ``finally`` runs (temporary files go, the build's
     processes are stopped, locks are let go) and edgeforge exits 128 + the signal number."""
@@ -258,6 +279,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return 0
         if args.command == "conan":
             return cmd_conan(args, search, cache_dir, logger)
+        if args.command == "npm":
+            return cmd_npm(args)
         if args.command == "sources":
             names = [args.recipe] if args.recipe else list_toml(search.recipes)
             return sources.check_command([resolve_recipe(n, search.recipes) for n in names])

@@ -1,0 +1,3 @@
+import type { DelegatePlugin } from 'tflite-edge';
+declare const plugin: DelegatePlugin;
+export = plugin;

@@ -1,0 +1,395 @@
+"""The npm packages (``edgeforge npm``) as a Node.js user gets them.
+
+The host's pipeline-built release (``$EDGEFORGE_TFLITE_WHEEL_DIR``) and the dummy delegate's
+wheel become npm packages through the real command line; ``npm pack`` packs them; npm installs
+them into a temporary project from a registry on 127.0.0.1 (edgeforge.npm.registry) that
+serves only those tarballs and koffi's (``edgeforge.npm.mirror``, filled by ci/setup.sh), with
+npm's cache in a temporary directory. Then host Node runs real mediapipe models through the
+installed package and its outputs are compared with the Python package's on the same inputs.
+The Coral plugin runs over the libedgetpu stand-ins of tests/coral; the arm64/armhf packages
+run with Debian bookworm's own nodejs under QEMU when ``$EDGEFORGE_CROSS_WHEEL_DIR`` has their
+wheels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from edgeforge_testing import REPO, skip_or_fail
+
+from edgeforge.npm import mirror
+from edgeforge.npm.registry import serve
+
+sys.path.insert(0, str(REPO / "tests" / "runtime"))
+sys.path.insert(0, str(REPO / "tests" / "coral"))
+import rt_support
+from coral_support import run
+
+NODE, NPM = shutil.which("node"), shutil.which("npm")
+VERSION = "2.14.1"
+MODELS = ("hand_landmark_lite", "face_detection_short_range", "palm_detection_lite")
+CROSS_WHEEL_DIR_ENV = "EDGEFORGE_CROSS_WHEEL_DIR"
+
+pytestmark = pytest.mark.skipif(NODE is None or NPM is None,
+                                reason="no node/npm on PATH (Node.js 16+ with npm)")
+
+# Runs a model through the installed tflite-edge: inputs from IN/<tensor index>.bin, outputs
+# to OUT/<tensor index>.bin; prints the details and the library as JSON.
+RUN_MODEL_JS = r"""
+const fs = require('fs');
+const path = require('path');
+const te = require('tflite-edge');
+const [model, inDir, outDir, mode] = process.argv.slice(2);
+(async () => {
+  const source = mode === 'buffer' ? fs.readFileSync(model) : model;
+  const it = new te.Interpreter(source, { numThreads: 1 });
+  it.allocateTensors();
+  const inputs = it.getInputDetails();
+  for (const d of inputs) {
+    const bytes = fs.readFileSync(path.join(inDir, `${d.index}.bin`));
+    const x = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    it.setTensor(d.index, x);
+  }
+  let ticks = 0;
+  if (mode === 'async') {
+    const timer = setInterval(() => { ticks++; }, 0);
+    for (let i = 0; i < 5; i++) await it.invokeAsync();
+    clearInterval(timer);
+  } else {
+    it.invoke();
+  }
+  const outputs = it.getOutputDetails();
+  fs.mkdirSync(outDir, { recursive: true });
+  for (const d of outputs) {
+    const y = it.getTensor(d.index);
+    const bytes = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
+    fs.writeFileSync(path.join(outDir, `${d.index}.bin`), bytes);
+  }
+  console.log(JSON.stringify({ library: te.libraryInfo(), inputs, outputs, ticks,
+                               signatures: it.getSignatureList() }));
+})().catch((err) => { console.error(err.stack); process.exit(1); });
+"""
+
+# The Python package on the same inputs (the reference).
+RUN_MODEL_PY = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from tflite_edge import Interpreter
+model, in_dir, out_dir = sys.argv[1:4]
+it = Interpreter(model_path=model, num_threads=1)
+it.allocate_tensors()
+for d in it.get_input_details():
+    x = np.fromfile(Path(in_dir) / f"{d['index']}.bin", dtype=d["dtype"]).reshape(d["shape"])
+    it.set_tensor(d["index"], x)
+it.invoke()
+Path(out_dir).mkdir(parents=True, exist_ok=True)
+for d in it.get_output_details():
+    it.get_tensor(d["index"]).tofile(Path(out_dir) / f"{d['index']}.bin")
+print(json.dumps([d["name"] for d in it.get_output_details()]))
+"""
+
+
+def node_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TFLITE_EDGE_LIBRARY", "NODE_PATH", "NODE_OPTIONS")}
+    env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Packages:
+    tarballs: Path  # every generated package, packed
+    dirs: Path
+    host_wheel_dir: Path
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def deps() -> Path:
+    """koffi and its Linux binaries as npm tarballs (ci/setup.sh fetched them from npm)."""
+    d = mirror.mirror_dir()
+    if not mirror.is_ready(d):
+        skip_or_fail(f"no npm dependencies in {d}: run bash ci/setup.sh (it runs python -m "
+                     "edgeforge.npm.mirror, which needs npm's registry once)")
+    return d
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> Packages:
+    wheel_dir = os.environ.get("EDGEFORGE_TFLITE_WHEEL_DIR")
+    plugin_dir = os.environ.get("EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR")
+    if not wheel_dir or not plugin_dir:
+        skip_or_fail("EDGEFORGE_TFLITE_WHEEL_DIR / EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR are not "
+                     "set: no pipeline-built tflite-edge-lib and dummy delegate wheels")
+    inputs = [Path(wheel_dir), Path(plugin_dir)]
+    cross = os.environ.get(CROSS_WHEEL_DIR_ENV)
+    if cross and Path(cross).is_dir():
+        inputs.append(Path(cross))
+    base = tmp_path_factory.mktemp("npm")
+    started = time.monotonic()
+    proc = run([sys.executable, "-m", "edgeforge", "npm", *inputs, "--out", base / "dirs",
+                "--pack", base / "tgz"])
+    assert f"tflite-edge {VERSION}: " in proc.stdout, proc.stdout
+    return Packages(base / "tgz", base / "dirs", Path(wheel_dir), time.monotonic() - started)
+
+
+@dataclass(frozen=True)
+class Project:
+    path: Path
+    output: str  # npm's
+    requests: list[str]  # what npm asked the registry
+    seconds: float
+
+    def node(self, script: str, *args: str | os.PathLike[str], env: dict[str, str] | None = None,
+             check: bool = True) -> subprocess.CompletedProcess[str]:
+        name = f"script-{abs(hash(script))}.js"
+        (self.path / name).write_text(script)
+        return run([NODE or "node", name, *map(str, args)], cwd=self.path,
+                   env=env or node_env(), check=check)
+
+    def installed(self) -> set[str]:
+        """Every package directory under node_modules (scoped ones as @scope/name)."""
+        out = set()
+        for pj in (self.path / "node_modules").rglob("package.json"):
+            rel = pj.parent.relative_to(self.path / "node_modules").parts
+            if "node_modules" in rel:
+                continue
+            name = "/".join(rel[:2]) if rel[0].startswith("@") else rel[0]
+            if len(rel) == (2 if rel[0].startswith("@") else 1):
+                out.add(name)
+        return out
+
+
+def npm_install(directory: Path, specs: list[str], registries: list[Path],
+                extra: list[str] = ()) -> Project:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "package.json").write_text(json.dumps(
+        {"name": "npm-test", "version": "1.0.0", "private": True}))
+    with serve(registries) as registry:
+        started = time.monotonic()
+        proc = run([NPM or "npm", "install", "--registry", f"{registry.url}/", "--cache",
+                    directory.parent / f"{directory.name}-npm-cache", "--no-audit", "--no-fund",
+                    "--foreground-scripts", "--no-update-notifier", *extra, *specs],
+                   cwd=directory, env=node_env())
+        seconds = time.monotonic() - started
+        return Project(directory, proc.stdout + proc.stderr, list(registry.requests), seconds)
+
+
+@pytest.fixture(scope="module")
+def project(packages: Packages, deps: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    return npm_install(tmp_path_factory.mktemp("project") / "app",
+                       [f"tflite-edge@{VERSION}", f"@tflite-edge/dummy-delegate@{VERSION}"],
+                       [packages.tarballs, deps])
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, Path]:
+    found = rt_support.mediapipe_models()
+    return {name: found[name] for name in MODELS}
+
+
+def host_library(packages: Packages, tmp: Path) -> Path:
+    """The host wheel's libtensorflowlite_c, extracted (what the Python package loads)."""
+    import zipfile
+
+    (wheel,) = packages.host_wheel_dir.glob("tflite_edge_lib-*x86_64*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extract("tflite_edge_lib/lib/libtensorflowlite_c.so", tmp)
+    return tmp / "tflite_edge_lib" / "lib" / "libtensorflowlite_c.so"
+
+
+def write_inputs(project: Project, model: Path, dest: Path, seed: int) -> None:
+    """Random float32 inputs in [0, 1) for every input of ``model`` (shapes from Node)."""
+    proc = project.node("const te = require('tflite-edge');"
+                        "const it = new te.Interpreter(process.argv[2]); it.allocateTensors();"
+                        "console.log(JSON.stringify(it.getInputDetails()));", model)
+    rng = np.random.default_rng(seed)
+    dest.mkdir(parents=True, exist_ok=True)
+    for d in json.loads(proc.stdout):
+        assert d["dtype"] == "float32", d
+        rng.random(d["shape"], dtype=np.float32).tofile(dest / f"{d['index']}.bin")
+
+
+def read_outputs(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("*.bin"))}
+
+
+# ---------------------------------------------------------------------------------- tests
+
+
+def test_npm_installs_exactly_the_main_and_the_host_platform_package(
+        project: Project, packages: Packages) -> None:
+    assert project.installed() == {
+        "tflite-edge", "@tflite-edge/linux-x64", "koffi", "@koromix/koffi-linux-x64",
+        "@tflite-edge/dummy-delegate", "@tflite-edge/dummy-delegate-linux-x64"}, project.output
+    # npm asked for the other platforms' manifests and skipped them by os/cpu/libc
+    tarballs = {r.rsplit("/", 1)[1] for r in project.requests if r.startswith("/-/")}
+    assert f"tflite-edge-linux-x64-{VERSION}.tgz" in tarballs
+    assert not any("arm" in t or "musl" in t for t in tarballs), tarballs
+    # koffi's install step found its prebuilt binary: nothing was compiled
+    assert "rebuilding from source" not in project.output, project.output
+    manifest = json.loads((project.path / "node_modules/@tflite-edge/linux-x64/package.json")
+                          .read_text())
+    assert (manifest["os"], manifest["cpu"], manifest["libc"]) == (["linux"], ["x64"], ["glibc"])
+    main = json.loads((project.path / "node_modules/tflite-edge/package.json").read_text())
+    assert "@tflite-edge/linux-x64" in main["optionalDependencies"]
+    assert main["dependencies"] == {"koffi": "3.3.4"}
+    print(f"edgeforge npm + pack: {packages.seconds:.1f} s; npm install: {project.seconds:.1f} s")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_mediapipe_model_matches_the_python_package(project: Project, packages: Packages,
+                                                    models: dict[str, Path], model: str,
+                                                    tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    write_inputs(project, models[model], inputs, seed=MODELS.index(model))
+    proc = project.node(RUN_MODEL_JS, models[model], inputs, tmp_path / "node", "path")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the library the platform function chose: the platform package npm installed
+    assert report["library"]["source"] == "@tflite-edge/linux-x64"
+    assert report["library"]["version"] == VERSION
+    assert report["library"]["path"].endswith(
+        "node_modules/@tflite-edge/linux-x64/lib/libtensorflowlite_c.so")
+    lib = host_library(packages, tmp_path / "lib")
+    run([sys.executable, "-c", RUN_MODEL_PY, models[model], inputs, tmp_path / "python"],
+        env=rt_support.runtime_env(str(lib)))
+    node_out, py_out = read_outputs(tmp_path / "node"), read_outputs(tmp_path / "python")
+    assert node_out.keys() == py_out.keys() == {f"{d['index']}.bin" for d in report["outputs"]}
+    for name, data in py_out.items():
+        a = np.frombuffer(node_out[name], np.float32)
+        b = np.frombuffer(data, np.float32)
+        assert a.shape == b.shape and np.isfinite(a).all()
+        # the same library, kernels (XNNPACK as the default delegate) and thread count
+        assert node_out[name] == data, (name, float(np.abs(a - b).max()))
+
+
+def test_buffer_model_and_invoke_async_keep_the_event_loop_running(
+        project: Project, models: dict[str, Path], tmp_path: Path) -> None:
+    model = models["palm_detection_lite"]
+    write_inputs(project, model, tmp_path / "in", seed=7)
+    runs = {}
+    for mode in ("buffer", "async"):
+        proc = project.node(RUN_MODEL_JS, model, tmp_path / "in", tmp_path / mode, mode)
+        runs[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert read_outputs(tmp_path / "buffer") == read_outputs(tmp_path / "async")
+    # a 0 ms timer fired while the five invokes ran on koffi's worker thread
+    assert runs["async"]["ticks"] > 0, runs["async"]
+    assert runs["async"]["signatures"] == {}  # mediapipe's models carry no SignatureDefs
+
+
+def test_platform_mapping_override_and_errors(project: Project, packages: Packages,
+                                              tmp_path: Path) -> None:
+    script = r"""
+    const te = require('tflite-edge');
+    const out = {};
+    const attempt = (f) => { try { return f(); } catch (e) { return `${e.name}: ${e.message}`; } };
+    const m = (os, cpu, libc, armVersion = null) => ({ os, cpu, libc, armVersion });
+    out.host = te.platformFor().name;
+    out.table = Object.fromEntries(
+      te.platforms.map((p) => [p.name, [p.target, p.optional, p.published]]));
+    out.armv7 = te.platformFor(m('linux', 'arm', 'glibc', 7)).name;
+    out.armv6 = te.platformFor(m('linux', 'arm', 'glibc', 6)).name;
+    out.musl = te.platformFor(m('linux', 'arm64', 'musl')).name;
+    out.mips = attempt(() => te.findLibrary({}, m('linux', 'mips', 'glibc')));
+    out.riscv = attempt(() => te.findLibrary({}, m('linux', 'riscv64', 'glibc')));
+    out.armv6missing = attempt(() => te.findLibrary({}, m('linux', 'arm', 'glibc', 6)));
+    out.missing = attempt(() => te.findLibrary({ TFLITE_EDGE_LIBRARY: '/nonexistent/lib.so' }));
+    console.log(JSON.stringify(out));
+    """
+    out = json.loads(project.node(script).stdout)
+    assert out["host"] == "linux-x64"
+    # one row per edgeforge target (toolchains + archs.toml); published = wheels given
+    assert out["table"]["linux-x64"] == ["linux-x86_64", True, True]
+    assert out["table"]["linux-arm64-musl"][0] == "musllinux-aarch64"
+    assert out["table"]["linux-armv6"] == ["linux-armv6l", False, False]
+    assert out["table"]["linux-riscv64"] == ["linux-riscv64", True, False]
+    assert (out["armv7"], out["armv6"], out["musl"]) == ("linux-arm", "linux-armv6",
+                                                         "linux-arm64-musl")
+    assert out["mips"].startswith("PlatformError: tflite-edge has no binary for this machine, "
+                                  "linux-mips (glibc)"), out["mips"]
+    assert "TFLITE_EDGE_LIBRARY" in out["mips"] and "linux-x64" in out["mips"]
+    assert "without a binary for linux-riscv64 (glibc)" in out["riscv"], out["riscv"]
+    assert "--target linux-riscv64" in out["riscv"]
+    assert "without a binary for linux-arm (glibc), ARMv6 (edgeforge target linux-armv6l)" \
+        in out["armv6missing"], out["armv6missing"]
+    assert out["missing"] == ('PlatformError: TFLITE_EDGE_LIBRARY="/nonexistent/lib.so": '
+                              "no such file")
+    # the override wins over the platform package (a copy of the library elsewhere)
+    copy = tmp_path / "libtensorflowlite_c.so"
+    shutil.copy(host_library(packages, tmp_path / "lib"), copy)
+    proc = project.node("console.log(JSON.stringify(require('tflite-edge').libraryInfo()))",
+                        env=node_env(TFLITE_EDGE_LIBRARY=str(copy)))
+    info = json.loads(proc.stdout)
+    assert (info["path"], info["source"]) == (str(copy), "TFLITE_EDGE_LIBRARY")
+    # without the platform package, the error names the machine and the package to install
+    shutil.rmtree(project.path / "node_modules/@tflite-edge/linux-x64-moved", ignore_errors=True)
+    pkg = project.path / "node_modules/@tflite-edge/linux-x64"
+    pkg.rename(pkg.with_name("linux-x64-moved"))
+    try:
+        proc = project.node("require('tflite-edge').libraryInfo()", check=False)
+    finally:
+        pkg.with_name("linux-x64-moved").rename(pkg)
+    assert proc.returncode != 0
+    assert ("the package for this machine (linux-x64 (glibc)), @tflite-edge/linux-x64@2.14.1, "
+            "is not installed") in proc.stderr, proc.stderr
+
+
+def test_dummy_delegate_plugin_is_found_by_name(project: Project,
+                                                models: dict[str, Path]) -> None:
+    script = r"""
+    const te = require('tflite-edge');
+    const out = { plugins: te.installedPlugins().map((p) => [p.name, p.package]) };
+    const model = process.argv[2];
+    const run = (delegate) => {
+      const it = new te.Interpreter(model, { delegates: [delegate] });
+      it.allocateTensors();
+      it.invoke();
+      return it.getOutputDetails().length;
+    };
+    const attempt = (f) => { try { return f(); } catch (e) { return `${e.name}: ${e.message}`; } };
+    out.none = run(te.loadDelegate('tflite-dummy', { allowed_builtin_code: -1 }));
+    // CONV_2D (builtin code 3) claimed, and an error in its Eval: invoke fails
+    out.failing = attempt(() => run(te.loadDelegate(
+      'tflite-dummy', { allowed_builtin_code: 3, error_during_invoke: true })));
+    out.alias = String(te.loadDelegate('libdummy_external_delegate.so'));
+    out.badOption = attempt(() => String(te.loadDelegate('tflite-dummy', { colour: 'red' })));
+    // the library itself refuses it (TFLite's option parser)
+    out.badValue = attempt(() => String(te.loadDelegate(
+      'tflite-dummy', { allowed_builtin_code: 'not-a-number' })));
+    out.badPath = attempt(() => String(te.loadDelegate('/nonexistent/libdelegate.so')));
+    console.log(JSON.stringify(out));
+    """
+    proc = project.node(script, models["palm_detection_lite"])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["plugins"] == [["tflite-dummy", "@tflite-edge/dummy-delegate"]]
+    assert out["none"] == 2
+    assert out["failing"].startswith("TfLiteError: "), out["failing"]
+    assert "nodes delegated out of" in proc.stdout + proc.stderr  # TFLite's own log line
+    assert "dummy-delegate-linux-x64/lib/libdummy_external_delegate.so" in out["alias"]
+    assert out["badOption"].startswith("DelegateLoadError: Failed to load delegate from "
+                                       "tflite-dummy\nunknown option(s) colour"), out
+    assert out["badValue"].startswith("DelegateLoadError: Failed to load delegate from "), out
+    assert "libdummy_external_delegate.so" in out["badValue"]
+    assert "tflite_plugin_create_delegate returned NULL" in out["badValue"]
+    assert out["badPath"].startswith(
+        "DelegateLoadError: Failed to load delegate from /nonexistent/libdelegate.so")
+
+
+def test_typescript_declarations_cover_the_exports(project: Project) -> None:
+    """Every runtime export of the main package is declared in index.d.ts."""
+    dts = (project.path / "node_modules/tflite-edge/index.d.ts").read_text()
+    names = json.loads(project.node(
+        "console.log(JSON.stringify(Object.keys(require('tflite-edge'))))").stdout)
+    missing = [n for n in names if not any(
+        f"{kind} {n}" in dts for kind in ("class", "function", "const"))]
+    assert not missing, missing
