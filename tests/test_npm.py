@@ -31,6 +31,7 @@ from edgeforge.npm.registry import serve
 
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
 sys.path.insert(0, str(REPO / "tests" / "coral"))
+import coral_support
 import rt_support
 from coral_support import run
 
@@ -393,3 +394,109 @@ def test_typescript_declarations_cover_the_exports(project: Project) -> None:
     missing = [n for n in names if not any(
         f"{kind} {n}" in dts for kind in ("class", "function", "const"))]
     assert not missing, missing
+
+
+# ---------------------------------------------------------------------------------- Coral
+
+CORAL_SCRIPT = r"""
+const te = require('tflite-edge');
+const coral = require('@tflite-edge/coral');
+const out = { plugins: te.installedPlugins().map((p) => [p.name, p.package]) };
+const attempt = (f) => {
+  try { return String(f()); } catch (e) {
+    return { error: e.name, cause: e.cause ? e.cause.name : null, message: e.message };
+  }
+};
+out.devices = coral.listDevices();
+for (const device of [undefined, 'usb:0', 'usb', 'pci:0']) {
+  out[`load ${device}`] = attempt(() => te.loadDelegate('edgetpu', device ? { device } : {}));
+}
+out.alias = attempt(() => te.loadDelegate('libedgetpu.so.1', { device: 'usb:0' }));
+out.badDevice = attempt(() => te.loadDelegate('edgetpu', { device: 'usb:x' }));
+out.badOption = attempt(() => te.loadDelegate('edgetpu', { colour: 'red' }));
+console.log(JSON.stringify(out));
+"""
+
+
+@dataclass(frozen=True)
+class Coral:
+    project: Project
+    runtime_25: Path  # a libtensorflowlite_c stand-in whose TfLiteVersion() is 2.5.0
+
+
+@pytest.fixture(scope="module")
+def coral(packages: Packages, deps: Path, tmp_path_factory: pytest.TempPathFactory) -> Coral:
+    """tflite-edge + @tflite-edge/coral, whose platform package is generated from the
+    tflite-edge-coral-lib wheel edgeforge builds from tests/coral's stand-in release."""
+    base = tmp_path_factory.mktemp("coral")
+    release = coral_support.build_release(base / "release")
+    wheel = coral_support.build_lib_wheel("libedgetpu", "linux-x86_64", release, base / "std",
+                                          smoke=False)
+    run([sys.executable, "-m", "edgeforge", "npm", wheel, packages.host_wheel_dir,
+         "--out", base / "dirs", "--pack", base / "tgz"])
+    project = npm_install(base / "app", [f"tflite-edge@{VERSION}", "@tflite-edge/coral@16.0.0"],
+                          [base / "tgz", deps])
+    names = coral_support.runtime_function_names(
+        coral_support.Runtime(wheel=None, pythonpath=coral_support.RUNTIME_SRC))
+    source = coral_support.write_runtime_standin(names, coral_support.RELEASE_TF, base)
+    lib = coral_support.zig_cc(source, base / "standin" / "libtensorflowlite_c.so",
+                               coral_support.HOST_ZIG, soname="libtensorflowlite_c.so")
+    return Coral(project, lib)
+
+
+def test_coral_installs_its_platform_package_only(coral: Coral) -> None:
+    assert {"@tflite-edge/coral", "@tflite-edge/coral-linux-x64"} <= coral.project.installed()
+    assert not any("arm" in n for n in coral.project.installed() if n.startswith("@tflite"))
+    manifest = json.loads((coral.project.path / "node_modules/@tflite-edge/coral-linux-x64/"
+                           "package.json").read_text())
+    assert manifest["tfliteEdge"]["buildInfo"]["tensorflow"] == coral_support.RELEASE_TF
+
+
+def test_coral_no_device_is_one_clear_error(coral: Coral) -> None:
+    proc = coral.project.node(CORAL_SCRIPT,
+                              env=node_env(TFLITE_EDGE_LIBRARY=str(coral.runtime_25)))
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["plugins"] == [["edgetpu", "@tflite-edge/coral"]]
+    assert out["devices"] == []  # edgetpu_list_devices of the packaged stand-in: none
+    for device in ("undefined", "usb:0", "usb", "pci:0"):
+        result = out[f"load {device}"]
+        assert (result["error"], result["cause"]) == ("DelegateLoadError", "NoEdgeTpuError")
+        message = result["message"]
+        assert message.startswith("Failed to load delegate from edgetpu\nNo Edge TPU found")
+        # it reached the libedgetpu of the platform package through the plugin lookup
+        assert "node_modules/@tflite-edge/coral-linux-x64/lib/libedgetpu.so.1" in message
+        for what in ("USB cable", "udev", "plugdev", "99-edgetpu-accelerator.rules"):
+            assert what in message, (what, message)
+        if device != "undefined":
+            assert json.dumps(device) in message
+    assert out["alias"]["cause"] == "NoEdgeTpuError"  # the soname selects the plugin too
+    assert "invalid Edge TPU device \"usb:x\"" in out["badDevice"]["message"]
+    assert "unknown Edge TPU option \"colour\"" in out["badOption"]["message"]
+    assert (coral.project.path / "node_modules/@tflite-edge/coral/"
+            "99-edgetpu-accelerator.rules").read_text().count("plugdev") >= 2
+
+
+def test_coral_devices_are_listed_and_selected(coral: Coral) -> None:
+    fake = "usb:/sys/bus/usb/devices/2-1,pci:/dev/apex_0"
+    proc = coral.project.node(CORAL_SCRIPT, env=node_env(
+        TFLITE_EDGE_LIBRARY=str(coral.runtime_25), EDGEFORGE_TEST_EDGETPU_DEVICES=fake))
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["devices"] == [
+        {"type": "usb", "path": "/sys/bus/usb/devices/2-1", "index": 0, "name": "usb:0"},
+        {"type": "pci", "path": "/dev/apex_0", "index": 0, "name": "pci:0"}]
+    # the device exists, so libedgetpu's own plugin entry point is called: it cannot open it
+    result = out["load usb:0"]
+    assert (result["error"], result["cause"]) == ("DelegateLoadError", None), result
+    assert "Failed to open device 'usb:0': no Edge TPU is attached" in result["message"]
+    assert "tflite_plugin_create_delegate returned NULL" in result["message"]
+
+
+def test_coral_refuses_a_mismatched_tensorflow_naming_both(coral: Coral) -> None:
+    # the platform package's real TFLite 2.14.1 runtime; libedgetpu 16.0 was built for 2.5.0
+    proc = coral.project.node(CORAL_SCRIPT)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = out["load usb:0"]
+    assert result["cause"] == "TFVersionMismatchError", result
+    assert "built for TensorFlow 2.5.0" in result["message"]
+    assert f"is TensorFlow {VERSION}" in result["message"]
+    assert "TFLITE_EDGE_CORAL_ALLOW_TF_MISMATCH=1" in result["message"]
