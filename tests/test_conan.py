@@ -152,7 +152,8 @@ def _lib_wheels() -> list[Path]:
     wheels = [host]
     cross = os.environ.get(CROSS_WHEEL_DIR_ENV)
     if cross:
-        wheels += sorted(Path(cross).glob(f"tflite_edge_lib-{TFLITE_VERSION}-py3-none-*.whl"))
+        found = Path(cross).glob(f"tflite_edge_lib-{TFLITE_VERSION}-py3-none-*.whl")
+        wheels += sorted(w for w in found if not w.name.endswith(host.name.rsplit("-", 1)[1]))
     return wheels
 
 
@@ -399,13 +400,21 @@ def test_package_id_is_os_arch_libc_not_the_consumers_compiler(published: Publis
     assert mips["binary"] == "Invalid", mips
 
 
-def test_export_refuses_a_wheel_of_no_target(tmp_path: Path, edgeforge_cache: Path) -> None:
-    wheel = tmp_path / f"tflite_edge_lib-{TFLITE_VERSION}-py3-none-linux_mips.whl"
-    zipfile.ZipFile(wheel, "w").close()
-    proc = run_edgeforge("conan", "export", str(wheel), cache=edgeforge_cache,
+@pytest.mark.parametrize(("tags", "copies", "says"), [
+    ("linux_mips", 1, "linux_mips are no target's"),
+    ("manylinux_2_17_x86_64.manylinux2014_x86_64", 2, "two wheels for linux-x86_64"),
+])
+def test_export_refuses_wheels_that_are_not_one_per_target(
+        tags: str, copies: int, says: str, tmp_path: Path, edgeforge_cache: Path) -> None:
+    wheels = []
+    for i in range(copies):
+        (tmp_path / str(i)).mkdir()
+        wheels.append(tmp_path / str(i) / f"tflite_edge_lib-{TFLITE_VERSION}-py3-none-{tags}.whl")
+        zipfile.ZipFile(wheels[-1], "w").close()
+    proc = run_edgeforge("conan", "export", *map(str, wheels), cache=edgeforge_cache,
                          env={"CONAN_HOME": str(tmp_path / "home")}, timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "linux_mips are no target's" in proc.stderr, proc.stderr
+    assert says in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow

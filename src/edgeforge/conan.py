@@ -213,6 +213,12 @@ def export(wheels: Sequence[Path], targets: Mapping[str, Toolchain], logger: Log
     versions = {w.version for w in found}
     if len(versions) != 1:
         raise ConfigError(f"the wheels have versions {sorted(versions)}: export one at a time")
+    by_target: dict[str, Path] = {}
+    for w in found:
+        if w.target.name in by_target:
+            raise ConfigError(f"two wheels for {w.target.name}: {by_target[w.target.name]} and "
+                              f"{w.path}; one binary per target, give one of them")
+        by_target[w.target.name] = w.path
     data = json.dumps(conandata(targets.values()), indent=1, sort_keys=True) + "\n"
     exported = []
     with tempfile.TemporaryDirectory(prefix="edgeforge-conan-") as tmp:
