@@ -45,6 +45,9 @@ from tflite_writer import (  # noqa: E402
 )
 
 RUNTIMES = ("tflite_runtime", "tflite_edge", "tflite_edge_plain")
+LABELS = {"tflite_runtime": "tflite-runtime", "tflite_edge": "tflite-edge",
+          "tflite_edge_plain": "tflite-edge, plain C API",
+          "tflite_edge_baseline": "tflite-edge at the baseline"}
 
 
 def add_model(n: int = 4) -> bytes:
@@ -95,14 +98,25 @@ def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]
         set_tensor(b, y)
         invoke()
         get_tensor(out)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     for _ in range(rounds):
         set_tensor(a, x)
         set_tensor(b, y)
         invoke()
         result = get_tensor(out)
+    cpu = (time.thread_time() - c0) / rounds
     seconds = (time.perf_counter() - t0) / rounds
-    return {"us_per_round": seconds * 1e6, "checksum": float(np.asarray(result).sum())}
+    return {"us_per_round": seconds * 1e6, "cpu_us_per_round": cpu * 1e6,
+            "checksum": float(np.asarray(result).sum())}
+
+
+def _export_package(revision: str, dest: Path) -> Path:
+    """tflite-edge's Python package as of a git revision of this checkout (its src dir)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision,
+                              "wheels/tflite-edge/src"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest / "wheels" / "tflite-edge" / "src"
 
 
 def _run(python: Path, runtime: str, model: Path, rounds: int, threads: int,
@@ -124,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=20000, help="timed rounds, tiny model")
     ap.add_argument("--repeats", type=int, default=5, help="processes per runtime and model")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--baseline", metavar="REV",
+                    help="also run tflite-edge's Python package as of this git revision "
+                         "(with the shim, the same library): before/after in one run")
     args = ap.parse_args(argv)
+    runtimes = RUNTIMES + (("tflite_edge_baseline",) if args.baseline else ())
 
     library, reason = rt_support.find_library()
     if library is None:
@@ -135,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench_invoke: {reason}", file=sys.stderr)
         return 2
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         plain = work / "plain" / Path(library).name  # the library alone: no shim beside it
@@ -142,38 +161,44 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy2(library, plain)
         envs = {"tflite_runtime": dict(os.environ), "tflite_edge": rt_support.runtime_env(library),
                 "tflite_edge_plain": rt_support.runtime_env(str(plain))}
+        if args.baseline:
+            envs["tflite_edge_baseline"] = rt_support.runtime_env(
+                library, extra_path=[str(_export_package(args.baseline, work / "baseline"))])
         models = {"add2x4": (add_model(), args.rounds),
                   "fc1ms": (fc_model(), max(args.rounds // 50, 50))}
         for name, (data, rounds) in models.items():
             path = work / f"{name}.tflite"
             path.write_bytes(data)
             for _ in range(args.repeats):
-                for runtime in RUNTIMES:
-                    r = _run(python, runtime.replace("_plain", ""), path, rounds,
-                             args.threads, envs[runtime])
+                for runtime in runtimes:
+                    r = _run(python, runtime, path, rounds, args.threads, envs[runtime])
                     results.setdefault((name, runtime), []).append(r)
     version = subprocess.run(
         [str(python), "-c", "import numpy, sys; print(numpy.__version__, sys.version.split()[0])"],
         capture_output=True, text=True, check=True).stdout.split()
-    load = os.getloadavg()
-    print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, load average {load[0]:.2f} at the "
-          f"start of the report; Python {version[1]}, numpy {version[0]}; "
-          f"num_threads={args.threads}; best of {args.repeats} processes per runtime, "
-          "interleaved.")
+    print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, load average {load_before:.2f} "
+          f"before the run, {os.getloadavg()[0]:.2f} after; Python {version[1]}, numpy "
+          f"{version[0]}; num_threads={args.threads}; best of {args.repeats} processes per "
+          "runtime, interleaved; wall time and the timing thread's CPU time "
+          "(time.thread_time: what other processes on the machine take away is left out).")
     print(f"tflite-runtime 2.14.0 (PyPI wheel) vs tflite-edge on {library}.")
     print()
-    print("| model | rounds | tflite-runtime (µs) | tflite-edge (µs) | ratio | "
-          "tflite-edge, plain C API (µs) | ratio |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    others = runtimes[1:]
+    print("| model | rounds | tflite-runtime wall / CPU (µs) | "
+          + " | ".join(f"{LABELS[rt]} wall / CPU (µs) | ratio" for rt in others) + " |")
+    print("| --- | ---: | ---: |" + " ---: | ---: |" * len(others))
     for name, (_, rounds) in models.items():
-        best = {rt: min(r["us_per_round"] for r in results[(name, rt)]) for rt in RUNTIMES}
-        sums = [r["checksum"] for rt in RUNTIMES for r in results[(name, rt)]]
+        sums = [r["checksum"] for rt in runtimes for r in results[(name, rt)]]
         if not np.allclose(sums, sums[0], rtol=1e-4):
             raise SystemExit(f"{name}: the runtimes disagree on the output: {sums}")
-        ref = best["tflite_runtime"]
-        print(f"| {name} | {rounds} | {ref:.2f} | {best['tflite_edge']:.2f} | "
-              f"{best['tflite_edge'] / ref:.2f} | {best['tflite_edge_plain']:.2f} | "
-              f"{best['tflite_edge_plain'] / ref:.2f} |")
+        wall = {rt: min(r["us_per_round"] for r in results[(name, rt)]) for rt in runtimes}
+        cpu = {rt: min(r["cpu_us_per_round"] for r in results[(name, rt)]) for rt in runtimes}
+        cells = [f"{wall['tflite_runtime']:.2f} / {cpu['tflite_runtime']:.2f}"]
+        for rt in others:
+            cells.append(f"{wall[rt]:.2f} / {cpu[rt]:.2f}")
+            cells.append(f"{wall[rt] / wall['tflite_runtime']:.2f} / "
+                         f"{cpu[rt] / cpu['tflite_runtime']:.2f}")
+        print(f"| {name} | {rounds} | " + " | ".join(cells) + " |")
     return 0
 
 

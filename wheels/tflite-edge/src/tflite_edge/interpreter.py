@@ -56,6 +56,7 @@ _UNSAFE_MESSAGE = (
 
 
 _CONV_2D = 3  # BuiltinOperator_CONV_2D
+_ndarray = np.ndarray  # one global lookup on the hot path
 
 #: Whether an object goes the moment its last reference does (CPython), or only when the
 #: garbage collector runs (PyPy).
@@ -1100,16 +1101,20 @@ class Interpreter:
         except IndexError:
             lock.wait()
         try:
-            bound = self._writable.get(tensor_index)
-            if (bound is not None and type(value) is np.ndarray
-                    and value.dtype == bound[1] and value.shape == bound[2]):
-                # What the checks of write() would pass: a bound input, an ndarray of its
-                # dtype and shape (any strides). No C call.
-                if bound[3] is not None:
-                    bound[3][:] = value.tobytes()  # C order, as the tensor's
-                else:
-                    bound[0][...] = value
-                return
+            try:
+                dtype, shape, view, array = self._writable[tensor_index]
+            except KeyError:
+                pass
+            else:
+                if (type(value) is _ndarray and (value.dtype is dtype or value.dtype == dtype)
+                        and value.shape == shape):
+                    # What the checks of write() would pass: a bound input, an ndarray of
+                    # its dtype and shape (any strides). No C call.
+                    if view is not None:
+                        view[:] = value.tobytes()  # C order, as the tensor's
+                    else:
+                        array[...] = value
+                    return
             index = int(tensor_index)
             ptr = self._tensor_ptr(index)
             self._tensors.write(ptr, index, value)
@@ -1126,9 +1131,9 @@ class Interpreter:
             except IndexError:
                 lock.wait()
             try:
-                copy = self._readable.get(tensor_index)
-                if copy is not None:
-                    return copy()
+                return self._readable[tensor_index]()
+            except KeyError:
+                pass  # not bound: the C API below
             finally:
                 lock.free.append(True)
                 if lock.waiting:
