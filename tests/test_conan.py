@@ -38,7 +38,12 @@ from edgeforge.fsutil import sha256_file
 from edgeforge.log import Logger
 from edgeforge.resources import SearchPath
 from edgeforge.smoke import qemu
-from edgeforge.toolchain import host_target_name, resolve_target
+from edgeforge.toolchain import (
+    TOOLCHAINS_DIR,
+    available_targets,
+    host_target_name,
+    resolve_target,
+)
 
 CROSS_WHEEL_DIR_ENV = "EDGEFORGE_CROSS_WHEEL_DIR"
 MODEL = "face_detection_short_range"
@@ -398,6 +403,18 @@ def test_package_id_is_os_arch_libc_not_the_consumers_compiler(published: Publis
     assert musl["binary"] in ("Missing", "Download", "Cache"), musl
     mips = graph("-s:h", "os=Linux", "-s:h", "arch=mips")
     assert mips["binary"] == "Invalid", mips
+
+
+def test_every_shipped_target_is_one_binary_identity() -> None:
+    """Each shipped toolchain names a Conan os/arch (archs.toml's conan-arch) and no two share
+    os/arch/libc, so the recipe's conandata lists them all."""
+    shipped = available_targets([TOOLCHAINS_DIR])
+    data = conan.conandata(conan.load_targets([TOOLCHAINS_DIR]).values())
+    assert sorted(data["targets"]) == sorted(shipped)
+    assert data["targets"]["linux-armv7l"] == {
+        "os": "Linux", "arch": "armv7hf", "libc": "glibc", "libc_version": "2.17"}
+    assert data["targets"]["musllinux-aarch64"] == {
+        "os": "Linux", "arch": "armv8", "libc": "musl", "libc_version": "1.2"}
 
 
 @pytest.mark.parametrize(("tags", "copies", "says"), [

@@ -36,6 +36,7 @@ class Arch:
     npm_cpu: str | None = None  # Node's process.arch (npm's `cpu` field)
     npm_name: str | None = None  # the npm platform name's arch part, where not npm_cpu
     node_arm_version: int | None = None  # 32-bit ARM: Node's arm_version it needs
+    conan_arch: str | None = None  # Conan's `arch` setting
 
 
 def _arch(name: str, t: tomlfile.Table) -> Arch:
@@ -55,6 +56,7 @@ def _arch(name: str, t: tomlfile.Table) -> Arch:
         npm_cpu=t.str("npm-cpu"),
         npm_name=t.str("npm-name"),
         node_arm_version=t.int("node-arm-version"),
+        conan_arch=t.str("conan-arch"),
     )
     t.reject_unknown()
     return arch

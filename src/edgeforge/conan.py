@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from . import resources
+from .archs import ARCHS_FILE, arch_info
 from .builders.compilers import Compilers, write_compilers
 from .errors import ConanError, ConfigError, MissingToolError
 from .fsutil import atomic_write_text
@@ -41,10 +42,7 @@ LIBRARY = "libtensorflowlite_c.so"
 WHEEL_DISTRIBUTION = "tflite-edge-lib"
 WHEEL_PACKAGE = "tflite_edge_lib"
 
-# Conan's `arch` setting for a wheel tag's machine name (Conan's settings.yml).
-CONAN_ARCH = {"x86_64": "x86_64", "i686": "x86", "aarch64": "armv8", "armv7l": "armv7hf",
-              "armv6l": "armv6", "riscv64": "riscv64"}
-CONAN_OS = {"Linux": "Linux"}  # CMake's system name -> Conan's os
+CONAN_OS = {"Linux": "Linux"}  # CMake's system name -> Conan's os; the arch: archs.toml
 
 
 @dataclass(frozen=True)
@@ -62,13 +60,18 @@ class ConanTarget:
                 "libc_version": self.libc_version}
 
 
+def _nameable(toolchain: Toolchain) -> bool:
+    return (toolchain.cmake_system_name in CONAN_OS
+            and arch_info(toolchain.arch).conan_arch is not None)
+
+
 def conan_target(toolchain: Toolchain) -> ConanTarget:
-    if toolchain.arch not in CONAN_ARCH or toolchain.cmake_system_name not in CONAN_OS:
+    if not _nameable(toolchain):
         raise ConfigError(f"edgeforge knows no Conan os/arch for {toolchain.cmake_system_name}/"
-                          f"{toolchain.arch} (known: {', '.join(CONAN_ARCH)} on Linux)",
-                          path=toolchain.path, key="arch")
+                          f"{toolchain.arch}: Conan's os is {', '.join(CONAN_OS)} only, its arch "
+                          f"is `conan-arch` in {ARCHS_FILE}", path=toolchain.path, key="arch")
     return ConanTarget(name=toolchain.name, os=CONAN_OS[toolchain.cmake_system_name],
-                       arch=CONAN_ARCH[toolchain.arch], libc=toolchain.libc,
+                       arch=str(arch_info(toolchain.arch).conan_arch), libc=toolchain.libc,
                        libc_version=toolchain.libc_version)
 
 
@@ -76,11 +79,10 @@ def load_targets(directories: Sequence[Path]) -> dict[str, Toolchain]:
     """Every target on the search path that Conan can name, by target name."""
     toolchains = {name: load_toolchain(path)
                   for name, path in available_targets(directories).items()}
-    return {name: t for name, t in toolchains.items()
-            if t.arch in CONAN_ARCH and t.cmake_system_name in CONAN_OS}
+    return {name: t for name, t in toolchains.items() if _nameable(t)}
 
 
-def conandata(toolchains: Iterable[Toolchain]) -> dict[str, object]:
+def conandata(toolchains: Iterable[Toolchain]) -> dict[str, dict[str, dict[str, str]]]:
     """The recipe's conandata.yml: target name -> os, arch, libc, libc floor. Two targets with
     the same os/arch/libc would be one binary to Conan: refused."""
     targets: dict[str, dict[str, str]] = {}
