@@ -152,10 +152,12 @@ class Project:
     seconds: float
 
     def node(self, script: str, *args: str | os.PathLike[str], env: dict[str, str] | None = None,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
+             check: bool = True, node: list[str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
+        """Run ``script`` in the project with the host's node, or the ``node`` argv given."""
         name = f"script-{abs(hash(script))}.js"
         (self.path / name).write_text(script)
-        return run([NODE or "node", name, *map(str, args)], cwd=self.path,
+        return run([*(node or [NODE or "node"]), name, *map(str, args)], cwd=self.path,
                    env=env or node_env(), check=check)
 
     def installed(self) -> set[str]:
@@ -172,7 +174,7 @@ class Project:
 
 
 def npm_install(directory: Path, specs: list[str], registries: list[Path],
-                extra: list[str] = ()) -> Project:
+                extra: tuple[str, ...] = ()) -> Project:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "package.json").write_text(json.dumps(
         {"name": "npm-test", "version": "1.0.0", "private": True}))
@@ -500,3 +502,91 @@ def test_coral_refuses_a_mismatched_tensorflow_naming_both(coral: Coral) -> None
     assert "built for TensorFlow 2.5.0" in result["message"]
     assert f"is TensorFlow {VERSION}" in result["message"]
     assert "TFLITE_EDGE_CORAL_ALLOW_TF_MISMATCH=1" in result["message"]
+
+
+# ---------------------------------------------------------------------------------- QEMU
+
+# (Debian arch, edgeforge target, npm's --cpu, the platform package npm must choose)
+FOREIGN = [("arm64", "linux-aarch64", "arm64", "linux-arm64"),
+           ("armhf", "linux-armv7l", "arm", "linux-arm")]
+SMOKE_MODEL = "hand_landmark_lite"
+TOLERANCE = 1e-3  # recipes/tflite.toml's smoke tolerance: other kernels than the host's
+
+
+def debian_node(debian_arch: str, target: str, cache: Path) -> list[str]:
+    """The argv that runs bookworm's own nodejs for ``debian_arch`` under qemu-user (a Debian
+    root of edgeforge.smoke.roots, cached)."""
+    from edgeforge.log import Logger
+    from edgeforge.smoke import qemu
+    from edgeforge.smoke.roots import ensure_root
+    from edgeforge.toolchain import resolve_target
+
+    emulator = qemu.qemu_command(resolve_target(target))
+    root = ensure_root(debian_arch, "bookworm", ["nodejs"], cache, Logger(stream=sys.stderr),
+                       emulator=emulator)
+    return [*emulator, "-L", str(root.path), str(root.host_path("/usr/bin/node"))]
+
+
+def npm_install_for(cpu: str, directory: Path, packages: Packages, deps: Path) -> Project:
+    """tflite-edge installed as npm installs it on a linux/<cpu>/glibc machine."""
+    return npm_install(directory, [f"tflite-edge@{VERSION}"], [packages.tarballs, deps],
+                       ("--ignore-scripts", f"--cpu={cpu}", "--os=linux", "--libc=glibc"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("debian_arch", "target", "cpu", "platform"), FOREIGN,
+                         ids=[f[3] for f in FOREIGN])
+def test_foreign_package_runs_with_debians_nodejs_under_qemu(
+        debian_arch: str, target: str, cpu: str, platform: str, packages: Packages,
+        deps: Path, project: Project, models: dict[str, Path], edgeforge_cache: Path,
+        tmp_path: Path) -> None:
+    """npm chooses the arm64/armhf packages for that machine (--cpu/--os/--libc, what npm
+    reads from a foreign machine's Node), and bookworm's own nodejs (18) runs a real model
+    through them under qemu-user; the outputs match the host's Python package."""
+    if not (packages.dirs / f"@tflite-edge__{platform}").is_dir():
+        pytest.skip(f"no {target} tflite_edge_lib wheel: set {CROSS_WHEEL_DIR_ENV} to a "
+                    f"directory holding one (a cross TFLite build; CI sets it when it builds "
+                    f"{target})")
+    node = debian_node(debian_arch, target, edgeforge_cache)
+    foreign = npm_install_for(cpu, tmp_path / "app", packages, deps)
+    assert foreign.installed() == {"tflite-edge", f"@tflite-edge/{platform}", "koffi",
+                                   f"@koromix/koffi-linux-{cpu}"}, foreign.output
+    model = models[SMOKE_MODEL]
+    write_inputs(project, model, tmp_path / "in", seed=11)
+    proc = foreign.node(RUN_MODEL_JS, model, tmp_path / "in", tmp_path / "node", "path",
+                        node=node, env=node_env(LC_ALL="C.UTF-8"))
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["library"]["source"] == f"@tflite-edge/{platform}"
+    assert report["library"]["platform"] == platform
+    lib = host_library(packages, tmp_path / "lib")
+    run([sys.executable, "-c", RUN_MODEL_PY, model, tmp_path / "in", tmp_path / "python"],
+        env=rt_support.runtime_env(str(lib)))
+    target_out, host_out = read_outputs(tmp_path / "node"), read_outputs(tmp_path / "python")
+    assert target_out.keys() == host_out.keys()
+    for name, data in host_out.items():
+        a, b = np.frombuffer(target_out[name], np.float32), np.frombuffer(data, np.float32)
+        worst = float(np.max(np.abs(a - b) / np.maximum(1.0, np.abs(b))))
+        assert worst <= TOLERANCE, (name, worst)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("debian_arch", "target", "cpu", "platform"), FOREIGN,
+                         ids=[f[3] for f in FOREIGN])
+def test_debians_nodejs_maps_to_the_platform_and_loads_koffi_under_qemu(
+        debian_arch: str, target: str, cpu: str, platform: str, packages: Packages,
+        deps: Path, edgeforge_cache: Path, tmp_path: Path) -> None:
+    """Without a cross TFLite wheel too: on bookworm's own arm64/armhf nodejs the platform
+    function names the package npm would choose, and koffi's prebuilt binary for it loads
+    (nothing to compile on the board)."""
+    node = debian_node(debian_arch, target, edgeforge_cache)
+    foreign = npm_install_for(cpu, tmp_path / "app", packages, deps)
+    proc = foreign.node(
+        "const te = require('tflite-edge'); const koffi = require('koffi');"
+        "console.log(JSON.stringify({node: process.version, machine: te.currentMachine(),"
+        " platform: te.platformFor().name, koffi: koffi.version}));",
+        node=node, env=node_env(LC_ALL="C.UTF-8"))
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["node"].startswith("v18."), out  # bookworm's nodejs
+    assert out["machine"]["cpu"] == cpu and out["machine"]["libc"] == "glibc"
+    assert out["platform"] == platform
+    assert out["koffi"] == "3.3.4"
