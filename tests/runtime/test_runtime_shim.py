@@ -210,6 +210,56 @@ def test_fast_path_follows_dynamic_outputs(library: str) -> None:
     np.testing.assert_array_equal(it.get_tensor(1), np.full((1, 4), 2, np.float32))
 
 
+
+@pytest.mark.parametrize("n", [4, 1024], ids=["16-bytes", "4096-bytes"])
+def test_fast_set_tensor_keeps_every_check(library: str, n: int) -> None:
+    """The bound set_tensor (a byte view up to _shim.SMALL_TENSOR bytes, numpy's copy above)
+    takes any strides and byte order, copies (later changes to the value do not reach the
+    tensor), and refuses another dtype or shape with tflite_runtime's message, leaving the
+    tensor as it was; get_tensor hands out independent copies."""
+    from tflite_edge import Interpreter, _library
+
+    if _shim.load_shim(_library.load_library()).shim is None:
+        pytest.fail(f"no usable shim beside {library}")
+    it = Interpreter(model_content=rt_models.add_model(n), num_threads=1)
+    it.allocate_tensors()
+    assert 0 in it._fast.writable
+    assert (it._fast.writable[0][2] is not None) == (n * 4 <= _shim.SMALL_TENSOR)
+    base = np.arange(2 * n, dtype=np.float32)
+
+    class Sub(np.ndarray):
+        pass
+
+    values = {
+        "contiguous": base[:n].reshape(1, n),
+        "strided": base[::2].reshape(1, n),  # every other element: not contiguous
+        "fortran": np.asfortranarray(base[:n].reshape(1, n)),
+        "big-endian": base[:n].reshape(1, n).astype(">f4"),
+        "subclass": base[:n].reshape(1, n).view(Sub),
+    }
+    for what, value in values.items():
+        want = value.astype(np.float32)
+        it.set_tensor(0, value)
+        value[...] = -7  # the tensor holds a copy
+        it.invoke()
+        np.testing.assert_array_equal(it.get_tensor(0), want, err_msg=what)
+        np.testing.assert_array_equal(it.get_tensor(1), want + want, err_msg=what)
+    out = it.get_tensor(1)
+    out[...] = 0
+    assert it.get_tensor(1).any(), "get_tensor returned the tensor's memory"
+    before = it.get_tensor(0)
+    for value, message in (
+        (np.zeros((1, n), np.float64), "Got value of type FLOAT64 but expected type FLOAT32"),
+        (np.zeros((1, n), np.int32), "Got value of type INT32 but expected type FLOAT32"),
+        (np.zeros((n,), np.float32), "Dimension mismatch. Got 1 but expected 2"),
+        (np.zeros((n, 1), np.float32), f"Dimension mismatch. Got {n} but expected 1"),
+        (np.zeros((1, n + 1), np.float32), f"Got {n + 1} but expected {n}"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            it.set_tensor(0, value)
+        np.testing.assert_array_equal(it.get_tensor(0), before)
+
+
 CHECK = SEQUENCE + r"""
 import json, sys
 import numpy as np
