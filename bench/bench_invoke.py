@@ -6,13 +6,16 @@ The round a small model at a high rate pays for: two ``set_tensor`` (two inputs)
 [1,4] inputs, where the round is all overhead, and ``fc1ms``, FULLY_CONNECTED layers whose
 invoke takes 1-2 ms, where the kernel dominates. Runtimes: tflite-runtime 2.14.0, tflite-edge
 (with its shim, ``libtflite_edge_shim.so`` beside the library: bound tensors, one ctypes
-call per round) and tflite-edge on the plain C API (the same library copied alone into a
-temporary directory, so no shim is found). All run in the same Python (the tflite-runtime
-venv under $EDGEFORGE_CACHE), one process per runtime and repeat, interleaved: runtime A,
-B, C, A, B, C, ...; reported: the best repeat's µs per round for each, and the ratios.
+call per round), tflite-edge on the plain C API (the same library copied alone into a
+temporary directory, so no shim is found) and, with ``--baseline REV``, tflite-edge's Python
+package as of that git revision on the same library (before/after in one run). All run in
+the same Python (the tflite-runtime venv under $EDGEFORGE_CACHE), one process per runtime
+and repeat, interleaved: runtime A, B, C, A, B, C, ...; reported: the best repeat's µs per
+round for each, as wall time and as the timing thread's CPU time (``time.thread_time``, which
+leaves out what other processes on a shared machine take), and the ratios to tflite-runtime.
 
 Usage: TFLITE_EDGE_LIBRARY=/path/libtensorflowlite_c.so python bench/bench_invoke.py
-       [--rounds N] [--repeats N] [--threads N]
+       [--rounds N] [--repeats N] [--threads N] [--baseline REV]
 """
 
 from __future__ import annotations
