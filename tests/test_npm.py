@@ -27,7 +27,7 @@ import pytest
 from edgeforge_testing import REPO, skip_or_fail
 
 from edgeforge.npm import mirror
-from edgeforge.npm.registry import serve
+from edgeforge.npm.registry import install
 
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
 sys.path.insert(0, str(REPO / "tests" / "coral"))
@@ -175,17 +175,8 @@ class Project:
 
 def npm_install(directory: Path, specs: list[str], registries: list[Path],
                 extra: tuple[str, ...] = ()) -> Project:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "package.json").write_text(json.dumps(
-        {"name": "npm-test", "version": "1.0.0", "private": True}))
-    with serve(registries) as registry:
-        started = time.monotonic()
-        proc = run([NPM or "npm", "install", "--registry", f"{registry.url}/", "--cache",
-                    directory.parent / f"{directory.name}-npm-cache", "--no-audit", "--no-fund",
-                    "--foreground-scripts", "--no-update-notifier", *extra, *specs],
-                   cwd=directory, env=node_env())
-        seconds = time.monotonic() - started
-        return Project(directory, proc.stdout + proc.stderr, list(registry.requests), seconds)
+    done = install(directory, specs, registries, extra, npm=NPM or "npm", env=node_env())
+    return Project(directory, done.output, list(done.requests), done.seconds)
 
 
 @pytest.fixture(scope="module")

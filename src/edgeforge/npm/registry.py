@@ -15,9 +15,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import subprocess
 import tarfile
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -121,3 +123,37 @@ def serve(directories: Iterable[Path]) -> Iterator[Registry]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@dataclass(frozen=True)
+class Installed:
+    project: Path
+    output: str  # npm's stdout and stderr
+    requests: tuple[str, ...]  # what npm asked the registry, in order
+    seconds: float  # npm install's wall time
+
+
+def install(project: Path, specs: Sequence[str], directories: Iterable[Path],
+            extra: Sequence[str] = (), npm: str = "npm",
+            env: Mapping[str, str] | None = None) -> Installed:
+    """``npm install SPECS`` into a new project at ``project`` from a registry serving the
+    tarballs of ``directories`` only, with npm's cache beside the project (nothing of the
+    user's cache or registry configuration is read)."""
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "package.json").write_text(json.dumps(
+        {"name": "edgeforge-npm-install", "version": "1.0.0", "private": True}))
+    with serve(directories) as registry:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [npm, "install", "--registry", f"{registry.url}/", "--userconfig",
+             str(project.parent / f"{project.name}.npmrc"), "--cache",
+             str(project.parent / f"{project.name}-npm-cache"), "--no-audit", "--no-fund",
+             "--no-update-notifier", "--foreground-scripts", *extra, *specs],
+            cwd=project, env=dict(env) if env is not None else None, capture_output=True,
+            text=True, check=False)
+        seconds = time.monotonic() - started
+        if proc.returncode != 0:
+            raise ReleaseError(f"npm install {' '.join(specs)} from {registry.url} failed "
+                               f"({proc.returncode}):\n{proc.stdout[-3000:]}\n"
+                               f"{proc.stderr[-3000:]}")
+        return Installed(project, proc.stdout + proc.stderr, tuple(registry.requests), seconds)
