@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _builtin_ops, _types
+from . import _builtin_ops, _model_checks, _types
 from ._flatbuffer import ModelFormatError, ModelReader, TensorInfo
 from ._library import ENV_VAR, STATUS_NAMES, CApi, ErrorReporterCallback, load_library
 from ._lock import CallLock
@@ -961,7 +961,9 @@ class Interpreter:
             self._ensure_safe()
             self._unbind()
             if self._handle.broken is None:
-                self._handle.broken = _missing_tensor(self._model.reader())
+                reader = self._model.reader()
+                self._handle.broken = (_missing_tensor(reader)
+                                       or _model_checks.kernel_params_problem(reader))
             if self._handle.broken:
                 raise RuntimeError(self._handle.broken)
             self._apply_default_delegate()
