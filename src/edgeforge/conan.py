@@ -67,27 +67,27 @@ def _nameable(toolchain: Toolchain) -> bool:
 
 def conan_target(toolchain: Toolchain) -> ConanTarget:
     if not _nameable(toolchain):
-        raise ConfigError(f"edgeforge knows no Conan os/arch for {toolchain.cmake_system_name}/"
-                          f"{toolchain.arch}: Conan's os is {', '.join(CONAN_OS)} only, its arch "
-                          f"is `conan-arch` in {ARCHS_FILE}", path=toolchain.path, key="arch")
+        raise ConfigError(f"no Conan package for {toolchain.name} "
+                          f"({toolchain.cmake_system_name}/{toolchain.arch}): edgeforge conan "
+                          f"makes them for {', '.join(CONAN_OS)} targets whose arch has a "
+                          f"`conan-arch` in {ARCHS_FILE}", path=toolchain.path)
     return ConanTarget(name=toolchain.name, os=CONAN_OS[toolchain.cmake_system_name],
                        arch=str(arch_info(toolchain.arch).conan_arch), libc=toolchain.libc,
                        libc_version=toolchain.libc_version)
 
 
 def load_targets(directories: Sequence[Path]) -> dict[str, Toolchain]:
-    """Every target on the search path that Conan can name, by target name."""
-    toolchains = {name: load_toolchain(path)
-                  for name, path in available_targets(directories).items()}
-    return {name: t for name, t in toolchains.items() if _nameable(t)}
+    """Every target on the search path, by target name."""
+    return {name: load_toolchain(path) for name, path in available_targets(directories).items()}
 
 
 def conandata(toolchains: Iterable[Toolchain]) -> dict[str, dict[str, dict[str, str]]]:
-    """The recipe's conandata.yml: target name -> os, arch, libc, libc floor. Two targets with
-    the same os/arch/libc would be one binary to Conan: refused."""
+    """The recipe's conandata.yml: target name -> os, arch, libc, libc floor, for every target
+    Conan can name (Linux). Two targets with the same os/arch/libc would be one binary to
+    Conan: refused."""
     targets: dict[str, dict[str, str]] = {}
     seen: dict[tuple[str, str, str], str] = {}
-    for t in sorted(toolchains, key=lambda t: t.name):
+    for t in sorted(filter(_nameable, toolchains), key=lambda t: t.name):
         ct = conan_target(t)
         key = (ct.os, ct.arch, ct.libc)
         if key in seen:
