@@ -193,12 +193,13 @@ def models() -> dict[str, Path]:
 
 
 def host_library(packages: Packages, tmp: Path) -> Path:
-    """The host wheel's libtensorflowlite_c, extracted (what the Python package loads)."""
+    """The host wheel's lib/ (libtensorflowlite_c and the shim beside it, where the wheel has
+    one), extracted: what the Python package loads."""
     import zipfile
 
     (wheel,) = packages.host_wheel_dir.glob("tflite_edge_lib-*x86_64*.whl")
     with zipfile.ZipFile(wheel) as zf:
-        zf.extract("tflite_edge_lib/lib/libtensorflowlite_c.so", tmp)
+        zf.extractall(tmp, [n for n in zf.namelist() if n.startswith("tflite_edge_lib/lib/")])
     return tmp / "tflite_edge_lib" / "lib" / "libtensorflowlite_c.so"
 
 

@@ -56,30 +56,35 @@ function tensorInfo(api, tensor, index) {
   };
 }
 
-function readTensor(api, tensor, what) {
-  const type = api.TfLiteTensorType(tensor);
-  const entry = TYPES[type];
-  if (!entry || entry[0] === 'string') throw new TypeError(`${what}: tensors of TfLiteType ${type} cannot be read as a TypedArray`);
-  const bytes = Number(api.TfLiteTensorByteSize(tensor));
+/** What a tensor's reads and writes need: its pointer and type, its byte size once known. */
+function tensorRef(api, ptr) {
+  return { ptr, type: api.TfLiteTensorType(ptr), bytes: null };
+}
+
+function readTensor(api, ref, what) {
+  const entry = TYPES[ref.type];
+  if (!entry || entry[0] === 'string') throw new TypeError(`${what}: tensors of TfLiteType ${ref.type} cannot be read as a TypedArray`);
+  // asked every time: an output's size may change at invoke (dynamic shapes)
+  const bytes = Number(api.TfLiteTensorByteSize(ref.ptr));
   const out = new entry[1](bytes / entry[1].BYTES_PER_ELEMENT);
-  if (bytes && api.TfLiteTensorCopyToBuffer(tensor, out, bytes) !== 0) throw new TfLiteError(`${what}: TfLiteTensorCopyToBuffer failed (tensors not allocated?)`);
+  if (bytes && api.TfLiteTensorCopyToBuffer(ref.ptr, out, bytes) !== 0) throw new TfLiteError(`${what}: TfLiteTensorCopyToBuffer failed (tensors not allocated?)`);
   return out;
 }
 
-function writeTensor(api, tensor, value, what) {
-  const type = api.TfLiteTensorType(tensor);
-  const entry = TYPES[type] || [`type${type}`, null];
-  const bytes = Number(api.TfLiteTensorByteSize(tensor));
+function writeTensor(api, ref, value, what) {
+  const entry = TYPES[ref.type] || [`type${ref.type}`, null];
+  if (ref.bytes === null) ref.bytes = Number(api.TfLiteTensorByteSize(ref.ptr));
+  const bytes = ref.bytes;
   if (!ArrayBuffer.isView(value)) throw new TypeError(`${what}: expected a ${entry[1] ? entry[1].name : 'TypedArray'} (${entry[0]}), got ${typeof value}`);
   const raw = value instanceof Uint8Array && !(value instanceof Uint8ClampedArray);
   if (!raw && entry[1] !== null && !(value instanceof entry[1])) {
     throw new TypeError(`${what}: the tensor is ${entry[0]}; got a ${value.constructor.name} (pass a ${entry[1].name}, or its bytes as a Uint8Array)`);
   }
   if (value.byteLength !== bytes) {
-    const shape = tensorInfo(api, tensor, -1).shape;
+    const shape = tensorInfo(api, ref.ptr, -1).shape;
     throw new RangeError(`${what}: the tensor has ${bytes} bytes (${entry[0]} [${shape}]); got ${value.byteLength}`);
   }
-  if (bytes && api.TfLiteTensorCopyFromBuffer(tensor, value, bytes) !== 0) throw new TfLiteError(`${what}: TfLiteTensorCopyFromBuffer failed (tensors not allocated?)`);
+  if (bytes && api.TfLiteTensorCopyFromBuffer(ref.ptr, value, bytes) !== 0) throw new TfLiteError(`${what}: TfLiteTensorCopyFromBuffer failed (tensors not allocated?)`);
 }
 
 function readModel(model) {
@@ -139,6 +144,7 @@ class Interpreter {
     this._ptr = interp;
     this._busy = false;
     this._runners = [];
+    this._refs = new Map();
     open.add(this);
     this._delegates = [...delegates];
     this._xnnpack = null;
@@ -186,6 +192,17 @@ class Interpreter {
     return t;
   }
 
+  /** The tensor's ref, kept until the next allocateTensors/resizeTensorInput (which may move
+   *  tensors or change their sizes): setTensor/getTensor then make one or two C calls. */
+  _ref(index, what) {
+    let ref = this._refs.get(index);
+    if (ref === undefined) {
+      ref = tensorRef(this._api, this._tensor(index, what));
+      this._refs.set(index, ref);
+    }
+    return ref;
+  }
+
   /** XNNPACK, as tflite_runtime applies its default delegate: at the first allocation,
    *  after the user's delegates, with the interpreter's thread count; a failure is ignored. */
   _applyDefaultDelegate() {
@@ -206,6 +223,7 @@ class Interpreter {
     this._ready('allocateTensors');
     this._applyDefaultDelegate();
     this._errors.clear();
+    this._refs.clear();
     this._check(this._api.TfLiteInterpreterAllocateTensors(this._ptr), 'AllocateTensors');
   }
 
@@ -213,6 +231,7 @@ class Interpreter {
     this._ready('resizeTensorInput');
     const position = this._inputs.indexOf(inputIndex);
     if (position < 0) throw new RangeError(`resizeTensorInput: tensor ${inputIndex} is not an input (inputs: ${this._inputs})`);
+    this._refs.clear();
     this._check(this._api.TfLiteInterpreterResizeInputTensor(this._ptr, position, Int32Array.from(shape), shape.length), 'ResizeInputTensor');
   }
 
@@ -229,13 +248,13 @@ class Interpreter {
   /** Copy `value` (a TypedArray of the tensor's type, or its bytes) into tensor `index`. */
   setTensor(index, value) {
     this._ready('setTensor');
-    writeTensor(this._api, this._tensor(index, 'setTensor'), value, `setTensor(${index})`);
+    writeTensor(this._api, this._ref(index, 'setTensor'), value, `setTensor(${index})`);
   }
 
   /** A copy of tensor `index` as a TypedArray of its type. */
   getTensor(index) {
     this._ready('getTensor');
-    return readTensor(this._api, this._tensor(index, 'getTensor'), `getTensor(${index})`);
+    return readTensor(this._api, this._ref(index, 'getTensor'), `getTensor(${index})`);
   }
 
   invoke() {
@@ -345,14 +364,14 @@ class SignatureRunner {
       this._allocated = true;
     }
     for (const [name, value] of Object.entries(inputs)) {
-      writeTensor(api, api.TfLiteSignatureRunnerGetInputTensor(this._ptr, name), value, `signature ${this.key} input ${name}`);
+      writeTensor(api, tensorRef(api, api.TfLiteSignatureRunnerGetInputTensor(this._ptr, name)), value, `signature ${this.key} input ${name}`);
     }
   }
 
   _results() {
     const out = {};
     for (const name of this.outputs) {
-      out[name] = readTensor(this._api, this._api.TfLiteSignatureRunnerGetOutputTensor(this._ptr, name), `signature ${this.key} output ${name}`);
+      out[name] = readTensor(this._api, tensorRef(this._api, this._api.TfLiteSignatureRunnerGetOutputTensor(this._ptr, name)), `signature ${this.key} output ${name}`);
     }
     return out;
   }
