@@ -1,6 +1,7 @@
 """Fuzz worker: feeds mutated models to tflite_edge.Interpreter, one case after another.
 
-Usage: python fuzz_worker.py SEEDS.json FIRST END
+Usage: python fuzz_worker.py SEEDS.json FIRST END, or python fuzz_worker.py --replay
+MODEL... (saved cases, under the same RLIMIT_AS as the workers: some crash only there).
 SEEDS.json: {"seed": int, "models": [paths]}. Before each case it prints "case N" (flushed),
 so when the process dies the parent knows which case killed it; at the end it prints
 "summary {json}". Each case is reproducible from (seed, N): see mutate().
@@ -319,9 +320,13 @@ def run_case(data: bytes) -> str:
 
 
 def main() -> int:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    if sys.argv[1] == "--replay":
+        for path in sys.argv[2:]:
+            print(f"{path}: {run_case(Path(path).read_bytes())}", flush=True)
+        return 0
     spec = json.loads(Path(sys.argv[1]).read_text())
     first, end = int(sys.argv[2]), int(sys.argv[3])
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     models = [Path(p).read_bytes() for p in spec["models"]]
     ranges = [structure_ranges(m) for m in models]
     layouts = [Layout(m) for m in models]
