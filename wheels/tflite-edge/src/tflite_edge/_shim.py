@@ -272,7 +272,7 @@ class FastPath:
     invoke); the bindings are made again when one changed, and once after the first invoke
     when a tensor had no memory yet (dynamic outputs get theirs in invoke).
 
-    ``writable`` (inputs: index -> (array, dtype, shape, byte view or None)) and
+    ``writable`` (inputs: index -> (dtype, shape, byte view or None, array)) and
     ``readable`` (inputs and outputs: index -> a function returning a copy) are the same
     dict objects for the fast path's life, empty while nothing is bound. Only the
     interpreter's own calls change tensors outside invoke: it clears the bindings before
@@ -352,11 +352,11 @@ class FastPath:
         self._bindings = bindings  # kept alive here; the session points into it
         self._session.bindings = ctypes.addressof(bindings)
         self._session.count = len(bindings)
-        # (array, dtype, shape, byte view): what set_tensor compares a value with, ready
+        # (dtype, shape, byte view, array): what set_tensor compares a value with, ready
         self.writable.update(
-            (i, (arrays[i], arrays[i].dtype, arrays[i].shape,
+            (i, (arrays[i].dtype, arrays[i].shape,
                  memoryview(arrays[i]).cast("B") if arrays[i].nbytes <= SMALL_TENSOR
-                 else None))
+                 else None, arrays[i]))
             for i in self._inputs if i in arrays)
         self.readable.update((i, a.copy if a.ndim else _scalar(a)) for i, a in arrays.items())
 
