@@ -282,6 +282,67 @@ def test_buffer_model_and_invoke_async_keep_the_event_loop_running(
     assert runs["async"]["signatures"] == {}  # mediapipe's models carry no SignatureDefs
 
 
+SIGNATURE_JS = r"""
+const fs = require('fs');
+const te = require('tflite-edge');
+const [model, input, outDir] = process.argv.slice(2);
+const it = new te.Interpreter(fs.readFileSync(model));
+const runner = it.getSignatureRunner();
+const bytes = fs.readFileSync(input);
+const outputs = runner.run({ x: new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) });
+fs.mkdirSync(outDir, { recursive: true });
+for (const [name, y] of Object.entries(outputs)) {
+  if (!(y instanceof Int8Array)) throw new Error(`${name} is a ${y.constructor.name}`);
+  fs.writeFileSync(`${outDir}/${name}.bin`, Buffer.from(y.buffer, y.byteOffset, y.byteLength));
+}
+it.allocateTensors();
+const q = (d) => [d.name, d.dtype, d.shape, d.quantization.scale, d.quantization.zeroPoint];
+console.log(JSON.stringify({ signatures: it.getSignatureList(), key: runner.key,
+                             inputs: it.getInputDetails().map(q) }));
+"""
+
+SIGNATURE_PY = r"""
+import json, sys
+from pathlib import Path
+import numpy as np
+from tflite_edge import Interpreter
+model, input_, out_dir = sys.argv[1:4]
+it = Interpreter(model_path=model)
+runner = it.get_signature_runner()
+x = np.fromfile(input_, dtype=np.int8).reshape(runner.get_input_details()["x"]["shape"])
+Path(out_dir).mkdir(parents=True, exist_ok=True)
+for name, y in runner(x=x).items():
+    y.tofile(Path(out_dir) / f"{name}.bin")
+it.allocate_tensors()
+print(json.dumps({"signatures": it.get_signature_list(), "inputs": [
+    [d["name"], d["dtype"].__name__, d["shape"].tolist(), d["quantization"][0],
+     d["quantization"][1]] for d in it.get_input_details()]}))
+"""
+
+
+def test_int8_model_signature_runner_matches_the_python_package(
+        project: Project, packages: Packages, tmp_path: Path) -> None:
+    """A generated int8 model with a SignatureDef: Int8Array in and out, quantization
+    parameters, getSignatureList/getSignatureRunner, equal to the Python package's."""
+    import rt_models
+
+    model = tmp_path / "int8.tflite"
+    model.write_bytes(rt_models.int8_model()[0])
+    x = np.random.default_rng(5).integers(-128, 128, (1, 2, 2, 3), dtype=np.int8)
+    x.tofile(tmp_path / "x.bin")
+    proc = project.node(SIGNATURE_JS, model, tmp_path / "x.bin", tmp_path / "node")
+    node = json.loads(proc.stdout.strip().splitlines()[-1])
+    lib = host_library(packages, tmp_path / "lib")
+    py = json.loads(run([sys.executable, "-c", SIGNATURE_PY, model, tmp_path / "x.bin",
+                         tmp_path / "python"], env=rt_support.runtime_env(str(lib))
+                        ).stdout.strip().splitlines()[-1])
+    assert node["key"] == "serving_default"
+    assert node["signatures"] == py["signatures"]
+    assert node["inputs"] == py["inputs"], (node["inputs"], py["inputs"])
+    assert read_outputs(tmp_path / "node") == read_outputs(tmp_path / "python")
+    assert len(read_outputs(tmp_path / "node")) == 2
+
+
 def test_platform_mapping_override_and_errors(project: Project, packages: Packages,
                                               tmp_path: Path) -> None:
     script = r"""
