@@ -343,6 +343,39 @@ def test_int8_model_signature_runner_matches_the_python_package(
     assert len(read_outputs(tmp_path / "node")) == 2
 
 
+def test_resize_input_and_wrong_tensors(project: Project, tmp_path: Path) -> None:
+    """resizeTensorInput on a dynamic batch, and the errors setTensor gives for a wrong type
+    or size (TFLite is never handed a buffer of the wrong length)."""
+    import rt_models
+
+    model = tmp_path / "add.tflite"
+    model.write_bytes(rt_models.add_model(n=4, dynamic=True))
+    script = r"""
+    const te = require('tflite-edge');
+    const it = new te.Interpreter(process.argv[2]);
+    const attempt = (f) => { try { return f(); } catch (e) { return `${e.name}: ${e.message}`; } };
+    it.resizeTensorInput(0, [3, 4]);
+    it.allocateTensors();
+    const x = Float32Array.from({ length: 12 }, (_, i) => i);
+    it.setTensor(0, x);
+    it.invoke();
+    console.log(JSON.stringify({
+      shape: it.getOutputDetails()[0].shape, y: Array.from(it.getTensor(1)),
+      wrongType: attempt(() => it.setTensor(0, new Int32Array(12))),
+      wrongSize: attempt(() => it.setTensor(0, new Float32Array(4))),
+      noTensor: attempt(() => it.getTensor(99)),
+    }));
+    """
+    out = json.loads(project.node(script, model).stdout.strip().splitlines()[-1])
+    assert out["shape"] == [3, 4]
+    assert out["y"] == [2.0 * i for i in range(12)]
+    assert out["wrongType"].startswith("TypeError: setTensor(0): the tensor is float32; got a "
+                                       "Int32Array"), out
+    assert out["wrongSize"] == ("RangeError: setTensor(0): the tensor has 48 bytes (float32 "
+                                "[3,4]); got 16")
+    assert out["noTensor"] == "RangeError: getTensor: no tensor 99"
+
+
 def test_platform_mapping_override_and_errors(project: Project, packages: Packages,
                                               tmp_path: Path) -> None:
     script = r"""
