@@ -8,8 +8,10 @@ overhead) and ``fc1ms`` (FULLY_CONNECTED layers, ~1-2 ms of kernel). Runtimes: t
 2.14.0 and tflite-edge (Python, with its shim where the wheel has one) in the tflite-runtime
 reference venv; tflite-edge for Node, installed by npm from the packages ``edgeforge npm``
 generates from the same wheel (a registry on 127.0.0.1, edgeforge.npm.registry), with
-``invoke()`` and with ``await invokeAsync()``. One process per runtime and repeat,
-interleaved; reported: the best repeat's µs per round (wall) and the process's CPU µs.
+``invoke()`` and with ``await invokeAsync()``; and the same C calls through a Node-API addon
+(``bench/napi_probe.c``, compiled here), the binding koffi was chosen over. One process per
+runtime and repeat, interleaved; reported: the best repeat's µs per round (wall) and CPU µs
+(Python: the timing thread's; Node: the process's, V8's own threads included).
 
 Usage: python bench/bench_node.py --wheel-dir DIR [--rounds N] [--repeats N] [--tfjs]
 (DIR holds the host's tflite_edge_lib wheel, e.g. build/ci-dist; --tfjs also ``npm pack``s
@@ -24,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -70,14 +73,63 @@ const n = Number(rounds);
 })();
 """
 
+# The same round through bench/napi_probe.c, a Node-API addon (the tensor indices are read
+# through tflite-edge once, outside the timed loop).
+NAPI_JOB = r"""
+const te = require('tflite-edge');
+const probe = require(process.argv[6]);
+const [model, rounds, threads] = process.argv.slice(2);
+const n = Number(rounds);
+const it = new te.Interpreter(model);
+const [a, b] = it.getInputDetails();
+const out = it.getOutputDetails()[0].index;
+const h = probe.create(model, Number(threads));
+const x = new Float32Array(a.bytes / 4).fill(1.5);
+const y = new Float32Array(b.bytes / 4).fill(2.0);
+let result;
+const round = () => {
+  probe.setTensor(h, a.index, x); probe.setTensor(h, b.index, y); probe.invoke(h);
+  result = probe.getTensor(h, out);
+};
+for (let i = 0; i < Math.max(n / 10, 10); i++) round();
+const c0 = process.cpuUsage();
+const t0 = process.hrtime.bigint();
+for (let i = 0; i < n; i++) round();
+const seconds = Number(process.hrtime.bigint() - t0) / 1e9 / n;
+const cpu = process.cpuUsage(c0);
+console.log(JSON.stringify({
+  us_per_round: seconds * 1e6, cpu_us_per_round: (cpu.user + cpu.system) / n,
+  checksum: result.reduce((s, v) => s + v, 0) }));
+"""
+
 LABELS = {"tflite_runtime": "tflite-runtime (Python)", "tflite_edge": "tflite-edge (Python)",
-          "node_sync": "tflite-edge (Node, invoke)",
-          "node_async": "tflite-edge (Node, await invokeAsync)"}
+          "node_sync": "tflite-edge (Node, koffi, invoke)",
+          "node_async": "tflite-edge (Node, koffi, await invokeAsync)",
+          "node_napi": "Node-API addon (bench/napi_probe.c)"}
 
 
-def _node(project: Path, model: Path, rounds: int, threads: int, mode: str) -> dict[str, float]:
-    proc = subprocess.run(["node", "job.js", str(model), str(rounds), str(threads), mode],
-                          cwd=project, capture_output=True, text=True, timeout=900)
+def build_probe(deps: Path, library: Path, out: Path) -> Path:
+    """bench/napi_probe.c compiled against the Node-API headers koffi's package vendors."""
+    (koffi,) = deps.glob("koffi-*.tgz")
+    with tarfile.open(koffi) as tar:
+        tar.extractall(out, [m for m in tar.getmembers()
+                             if m.name.startswith("package/vendor/node-api-headers/include/")],
+                       filter="data")
+    probe = out / "napi_probe.node"
+    subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-DNAPI_VERSION=8",
+                    "-DNODE_GYP_MODULE_NAME=napi_probe", "-I",
+                    str(out / "package/vendor/node-api-headers/include"), "-o", str(probe),
+                    str(Path(__file__).resolve().parent / "napi_probe.c"),
+                    f"-L{library.parent}", "-ltensorflowlite_c",
+                    f"-Wl,-rpath,{library.parent}"], check=True)
+    return probe
+
+
+def _node(project: Path, model: Path, rounds: int, threads: int, mode: str,
+          probe: Path) -> dict[str, float]:
+    script = "napi.js" if mode == "napi" else "job.js"
+    proc = subprocess.run(["node", script, str(model), str(rounds), str(threads), mode,
+                           str(probe)], cwd=project, capture_output=True, text=True, timeout=900)
     if proc.returncode:
         raise SystemExit(f"node {mode} on {model.name} failed:\n{proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -118,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         version = made[0].version
         done = registry.install(work / "app", [f"tflite-edge@{version}"], [work / "tgz", deps])
         (work / "app" / "job.js").write_text(NODE_JOB)
+        (work / "app" / "napi.js").write_text(NAPI_JOB)
         (wheel,) = Path(args.wheel_dir).glob("tflite_edge_lib-*x86_64*.whl")
         with zipfile.ZipFile(wheel) as zf:
             lib_files = [n for n in zf.namelist() if n.startswith("tflite_edge_lib/lib/")]
             zf.extractall(work / "lib", lib_files)
         library = str(work / "lib" / "tflite_edge_lib" / "lib" / "libtensorflowlite_c.so")
         shim = any(n.endswith("libtflite_edge_shim.so") for n in lib_files)
+        probe = build_probe(deps, Path(library), work / "probe")
         envs = {"tflite_runtime": dict(os.environ), "tflite_edge": rt_support.runtime_env(library)}
         models = {"add2x4": (add_model(), args.rounds),
                   "fc1ms": (fc_model(), max(args.rounds // 50, 50))}
@@ -134,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.repeats):
                 for rt in LABELS:
                     if rt.startswith("node_"):
-                        r = _node(work / "app", path, rounds, args.threads, rt[5:])
+                        r = _node(work / "app", path, rounds, args.threads, rt[5:], probe)
                     else:
                         r = _run(python, rt, path, rounds, args.threads, envs[rt])
                     results.setdefault((name, rt), []).append(r)
