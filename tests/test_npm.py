@@ -26,7 +26,10 @@ import numpy as np
 import pytest
 from edgeforge_testing import REPO, skip_or_fail
 
+from edgeforge.errors import ConfigError, ReleaseError
 from edgeforge.npm import mirror
+from edgeforge.npm.generate import generate, npm_version
+from edgeforge.npm.platforms import all_platforms, platform_of_wheel
 from edgeforge.npm.registry import install
 
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
@@ -39,9 +42,6 @@ NODE, NPM = shutil.which("node"), shutil.which("npm")
 VERSION = "2.14.1"
 MODELS = ("hand_landmark_lite", "face_detection_short_range", "palm_detection_lite")
 CROSS_WHEEL_DIR_ENV = "EDGEFORGE_CROSS_WHEEL_DIR"
-
-pytestmark = pytest.mark.skipif(NODE is None or NPM is None,
-                                reason="no node/npm on PATH (Node.js 16+ with npm)")
 
 # Runs a model through the installed tflite-edge: inputs from IN/<tensor index>.bin, outputs
 # to OUT/<tensor index>.bin; prints the details and the library as JSON.
@@ -127,6 +127,8 @@ def deps() -> Path:
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory: pytest.TempPathFactory) -> Packages:
+    if NODE is None or NPM is None:
+        skip_or_fail("no node/npm on PATH (Node.js 16+ with npm)")
     wheel_dir = os.environ.get("EDGEFORGE_TFLITE_WHEEL_DIR")
     plugin_dir = os.environ.get("EDGEFORGE_DUMMY_DELEGATE_WHEEL_DIR")
     if not wheel_dir or not plugin_dir:
@@ -217,6 +219,46 @@ def write_inputs(project: Project, model: Path, dest: Path, seed: int) -> None:
 
 def read_outputs(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.glob("*.bin"))}
+
+
+# ------------------------------------------------------------ the generator, without npm
+
+
+def test_platform_table_comes_from_the_targets() -> None:
+    table = {p.name: p for p in all_platforms()}
+    linux = {n for n in table if n.startswith("linux-")}
+    assert linux == {"linux-x64", "linux-arm64", "linux-arm", "linux-armv6", "linux-riscv64",
+                     "linux-x64-musl", "linux-arm64-musl"}
+    for p in table.values():  # one row per toolchain; os/cpu as Node names them
+        assert p.name.startswith(f"{p.os}-{p.cpu}") or p.name == "linux-armv6", p
+        assert (p.libc is None) == (p.os != "linux"), p
+    assert table["linux-arm64-musl"].manifest_fields() == {
+        "os": ["linux"], "cpu": ["arm64"], "libc": ["musl"]}
+    assert (table["linux-arm"].arm_version, table["linux-armv6"].arm_version) == (7, 6)
+    assert not table["linux-armv6"].optional and table["linux-arm"].optional
+    assert platform_of_wheel("manylinux_2_17_aarch64.manylinux2014_aarch64",
+                             table.values()).target == "linux-aarch64"
+    assert platform_of_wheel("musllinux_1_2_x86_64", table.values()).name == "linux-x64-musl"
+    with pytest.raises(ConfigError, match="no edgeforge target carries the wheel tag "
+                                          "'linux_mips'"):
+        platform_of_wheel("linux_mips", table.values())
+
+
+def test_generator_refuses_what_npm_cannot_spell(tmp_path: Path) -> None:
+    assert (npm_version("16.0"), npm_version("2.14.1")) == ("16.0.0", "2.14.1")
+    with pytest.raises(ReleaseError, match="no npm"):
+        npm_version("2.14.1rc1")
+    with pytest.raises(ConfigError, match="nothing to package for npm"):
+        generate([tmp_path], tmp_path / "out")
+    # two wheels of one platform: which one is the package is not guessed
+    host = os.environ.get("EDGEFORGE_TFLITE_WHEEL_DIR")
+    if host:
+        (wheel,) = Path(host).glob("tflite_edge_lib-*x86_64*.whl")
+        twin = tmp_path / "twin"
+        twin.mkdir()
+        shutil.copy(wheel, twin / wheel.name.replace("manylinux_2_17_x86_64.", ""))
+        with pytest.raises(ReleaseError, match="two tflite_edge_lib wheels for linux-x64"):
+            generate([Path(host), twin], tmp_path / "out")
 
 
 # ---------------------------------------------------------------------------------- tests
