@@ -28,7 +28,7 @@ from edgeforge_testing import REPO, skip_or_fail
 
 from edgeforge.errors import ConfigError, ReleaseError
 from edgeforge.npm import mirror
-from edgeforge.npm.generate import generate, npm_version
+from edgeforge.npm.generate import generate, library_candidates, npm_version
 from edgeforge.npm.platforms import all_platforms, platform_of_wheel
 from edgeforge.npm.registry import install
 
@@ -246,6 +246,12 @@ def test_platform_table_comes_from_the_targets() -> None:
 
 def test_generator_refuses_what_npm_cannot_spell(tmp_path: Path) -> None:
     assert (npm_version("16.0"), npm_version("2.14.1")) == ("16.0.0", "2.14.1")
+    assert library_candidates("lib/libtensorflowlite_c.so", "linux") == [
+        "lib/libtensorflowlite_c.so"]
+    assert library_candidates("lib/libedgetpu.so.1", "darwin") == [
+        "lib/libedgetpu.1.dylib", "lib/libedgetpu.dylib", "lib/libedgetpu.so.1"]
+    assert library_candidates("lib/libtensorflowlite_c.so", "win32") == [
+        "lib/tensorflowlite_c.dll", "lib/libtensorflowlite_c.dll"]
     with pytest.raises(ReleaseError, match="no npm"):
         npm_version("2.14.1rc1")
     with pytest.raises(ConfigError, match="nothing to package for npm"):

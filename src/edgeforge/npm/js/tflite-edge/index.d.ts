@@ -70,6 +70,8 @@ export interface InstalledPlugin { name: string; aliases: string[]; package: str
 export interface Platform {
   name: string; package: string; target: string; os: string; cpu: string;
   libc: 'glibc' | 'musl' | null; armVersion: number | null; optional: boolean; published: boolean;
+  /** The library's path in the platform package (null: not in this release). */
+  library: string | null;
 }
 
 export function loadDelegate(nameOrPath: string, options?: Record<string, unknown>): Delegate;

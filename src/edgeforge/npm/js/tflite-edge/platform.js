@@ -84,7 +84,7 @@ function findLibrary(env = process.env, machine = currentMachine()) {
 }
 
 /**
- * The file `table.library` in the platform package of `platformName`, for the main package
+ * The library (`entry.library`) in the platform package of `platformName`, for the main package
  * or a plugin (`owner`, passing its own require.resolve), resolved as require() would; an
  * error that says what to install.
  */
@@ -101,7 +101,7 @@ function platformFile(table, platformName, owner, machineText = platformName, re
       `${table.platforms.filter((p) => p.published).map((p) => p.name).join(', ')}. Build it ` +
       `with edgeforge (--target ${entry.target}) and set ${owner === 'tflite-edge' ? LIBRARY_ENV : 'the override variable'} to it.`);
   }
-  const file = resolveFrom(`${entry.package}/${table.library}`, resolve);
+  const file = resolveFrom(`${entry.package}/${entry.library}`, resolve);
   if (file === null) {
     const how = entry.optional
       ? 'npm skipped it (installed with --omit=optional, or from another machine\'s ' +
