@@ -499,18 +499,25 @@ def test_dummy_delegate_plugin_is_found_by_name(project: Project,
     out.failing = attempt(() => run(te.loadDelegate(
       'tflite-dummy', { allowed_builtin_code: 3, error_during_invoke: true })));
     out.alias = String(te.loadDelegate('libdummy_external_delegate.so'));
+    // the same failure from invokeAsync: TFLite reports it on koffi's worker thread
+    const it = new te.Interpreter(model, { delegates: [te.loadDelegate(
+      'tflite-dummy', { allowed_builtin_code: 3, error_during_invoke: true })] });
+    it.allocateTensors();
     out.badOption = attempt(() => String(te.loadDelegate('tflite-dummy', { colour: 'red' })));
     // the library itself refuses it (TFLite's option parser)
     out.badValue = attempt(() => String(te.loadDelegate(
       'tflite-dummy', { allowed_builtin_code: 'not-a-number' })));
     out.badPath = attempt(() => String(te.loadDelegate('/nonexistent/libdelegate.so')));
-    console.log(JSON.stringify(out));
+    it.invokeAsync().then(() => { out.async = 'resolved'; },
+                          (e) => { out.async = `${e.name}: ${e.message}`; })
+      .finally(() => console.log(JSON.stringify(out)));
     """
     proc = project.node(script, models["palm_detection_lite"])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["plugins"] == [["tflite-dummy", "@tflite-edge/dummy-delegate"]]
     assert out["none"] == 2
     assert out["failing"].startswith("TfLiteError: "), out["failing"]
+    assert out["async"] == out["failing"], out
     assert "nodes delegated out of" in proc.stdout + proc.stderr  # TFLite's own log line
     assert "dummy-delegate-linux-x64/lib/libdummy_external_delegate.so" in out["alias"]
     assert out["badOption"].startswith("DelegateLoadError: Failed to load delegate from "
