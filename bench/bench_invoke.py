@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +114,92 @@ def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]
             "checksum": float(np.asarray(result).sum())}
 
 
+def micro(model: str, repeats: int) -> dict[str, dict[str, float]]:
+    """Per call, in this process (run under the reference venv's Python): tflite-runtime's
+    and tflite-edge's set_tensor, invoke, get_tensor, and the lock each call of
+    tflite-edge takes (tflite_edge._lock.CallLock inline) against threading.RLock's
+    acquire()/release(). Best of ``repeats`` x 20000 calls, timing thread's CPU time, ns."""
+    import threading
+    import time
+    import timeit
+
+    from tflite_edge._lock import CallLock
+    from tflite_edge.interpreter import Interpreter as Edge
+    from tflite_runtime.interpreter import Interpreter as Reference
+
+    def lock_pair(lock: CallLock) -> None:
+        try:
+            lock.free.pop()
+        except IndexError:
+            lock.wait()
+        try:
+            pass
+        finally:
+            lock.free.append(True)
+            if lock.waiting:
+                lock.wake()
+
+    def rlock_pair(lock: threading.RLock) -> None:
+        lock.acquire()
+        try:
+            pass
+        finally:
+            lock.release()
+
+    def rlock_with(lock: threading.RLock) -> None:  # what tflite-edge did before issue 11
+        with lock:
+            pass
+
+    x = np.full((1, 4), 1.5, np.float32)
+    spaces: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
+    for name, cls in (("tflite_runtime", Reference), ("tflite_edge", Edge)):
+        it = cls(model_path=model, num_threads=1)
+        it.allocate_tensors()
+        spaces[name] = {"set_tensor": ("f(0, x)", {"f": it.set_tensor, "x": x}),
+                        "invoke": ("f()", {"f": it.invoke}),
+                        "get_tensor": ("f(2)", {"f": it.get_tensor})}
+    spaces["lock"] = {"CallLock": ("f(lock)", {"f": lock_pair, "lock": CallLock()}),
+                      "RLock": ("f(lock)", {"f": rlock_pair, "lock": threading.RLock()}),
+                      "with RLock": ("f(lock)", {"f": rlock_with, "lock": threading.RLock()})}
+    best: dict[str, dict[str, float]] = {}
+    n = 20000
+    for _ in range(repeats):
+        for name, calls in spaces.items():
+            for call, (stmt, namespace) in calls.items():
+                t = timeit.timeit(stmt, globals=namespace, number=n, timer=time.thread_time)
+                slot = best.setdefault(name, {})
+                slot[call] = min(slot.get(call, float("inf")), t / n * 1e9)
+    return best
+
+
+def _report_micro(python: Path, library: str, repeats: int) -> int:
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "add2x4.tflite"
+        path.write_bytes(add_model())
+        proc = subprocess.run([str(python), __file__, "--micro-job", str(path), str(repeats)],
+                              capture_output=True, text=True, env=rt_support.runtime_env(library),
+                              timeout=900)
+    if proc.returncode:
+        raise SystemExit(f"--micro failed:\n{proc.stderr[-2000:]}")
+    best = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, load average {load_before:.2f} "
+          f"before, {os.getloadavg()[0]:.2f} after; add2x4 in one process, best of {repeats} "
+          "x 20000 calls, the thread's CPU time per call (ns).")
+    print()
+    print("| call | tflite-runtime (ns) | tflite-edge (ns) | ratio |")
+    print("| --- | ---: | ---: | ---: |")
+    for call in ("set_tensor", "invoke", "get_tensor"):
+        ref, edge = best["tflite_runtime"][call], best["tflite_edge"][call]
+        print(f"| {call} | {ref:.0f} | {edge:.0f} | {edge / ref:.2f} |")
+    print()
+    print(f"Lock taken and given back, in a function: CallLock inline "
+          f"{best['lock']['CallLock']:.0f} ns, threading.RLock acquire()/release() "
+          f"{best['lock']['RLock']:.0f} ns, `with` on a threading.RLock "
+          f"{best['lock']['with RLock']:.0f} ns.")
+    return 0
+
+
 def _export_package(revision: str, dest: Path) -> Path:
     """tflite-edge's Python package as of a git revision of this checkout (its src dir)."""
     dest.mkdir(parents=True)
@@ -137,10 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         runtime, model, rounds, threads = argv[1], argv[2], int(argv[3]), int(argv[4])
         print(json.dumps(job(runtime, model, rounds, threads)))
         return 0
+    if argv[:1] == ["--micro-job"]:
+        print(json.dumps(micro(argv[1], int(argv[2]))))
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20000, help="timed rounds, tiny model")
     ap.add_argument("--repeats", type=int, default=5, help="processes per runtime and model")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--micro", action="store_true",
+                    help="instead: each call's cost in one process (both runtimes, and the "
+                         "lock tflite-edge takes per call against threading.RLock)")
     ap.add_argument("--baseline", metavar="REV",
                     help="also run tflite-edge's Python package as of this git revision "
                          "(with the shim, the same library): before/after in one run")
@@ -155,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     if python is None:
         print(f"bench_invoke: {reason}", file=sys.stderr)
         return 2
+    if args.micro:
+        return _report_micro(python, library, args.repeats)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
