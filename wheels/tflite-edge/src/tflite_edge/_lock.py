@@ -2,11 +2,12 @@
 
 A mutex whose free state is one token in a list: taking it is ``free.pop()``, giving it
 back ``free.append(True)``, both atomic list operations (under the GIL, under PyPy's, and
-with the per-object locks of a free-threaded CPython). Uncontended, that is about a fifth
-of ``threading.RLock``'s ``acquire()``/``release()`` on CPython 3.11 (measured:
-docs/benchmarks.md, issue 11), which is most of what a ``set_tensor`` of a few floats
-costs. A thread that finds the list empty waits on a condition variable until a release
-wakes it, so waiting burns no CPU.
+with the per-object locks of a free-threaded CPython).
+Uncontended, taking and giving it back costs about half of ``threading.RLock``'s
+``acquire()``/``release()`` and a quarter of ``with`` on one (CPython 3.11:
+``bench/bench_invoke.py --micro``, docs/benchmarks.md 3b); ``with`` on an RLock was most
+of what a ``set_tensor`` of a few floats cost. A thread that finds the list empty waits
+on a condition variable until a release wakes it, so waiting burns no CPU.
 
 The interpreter's hot paths (``set_tensor``, ``get_tensor``, ``invoke``) inline the two
 list operations; everything else uses ``with lock:``. It is not reentrant: a thread that
