@@ -15,6 +15,7 @@ APT_PACKAGES=(
   binutils-aarch64-linux-gnu binutils-arm-linux-gnueabihf binutils-riscv64-linux-gnu
   g++-aarch64-linux-gnu  # the second compiler backend (--compiler gcc), tested on the fixture
   pypy3  # the runtime's lifetime and thread checks run under PyPy too (numpy from PyPI)
+  wine64  # the windows-x86_64 smoke: the fixture's C driver against its DLL under wine
   pkg-config  # tests/test_conan.py builds a program with the Conan package's .pc flags
 )
 missing=()

@@ -23,7 +23,8 @@ def test_every_required_target_is_shipped_and_valid() -> None:
     for path in targets.values():
         t = load_toolchain(path)
         assert t.name == path.stem
-        assert all(tag.endswith(t.arch) for tag in t.wheel_tags)
+        # the arch as the platform's tags name it: x86_64, amd64 (Windows), arm64 (macOS)
+        assert all(tag.endswith(t.binary_format.tag_machine(t.arch)) for tag in t.wheel_tags)
 
 
 def test_dual_tags_for_manylinux2014_targets() -> None:

@@ -93,6 +93,9 @@ class AuditReport:
     versioned_symbols: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    binary_format: str = "ELF"  # ELF, PE or Mach-O (audit_native for the last two)
+    libc: str | None = None  # PE/Mach-O: the toolchain's libc and its version, as promised
+    notes: tuple[str, ...] = ()  # what else the audit read (imports, exports, minos)
 
     @property
     def ok(self) -> bool:
@@ -103,9 +106,11 @@ class AuditReport:
         lines = [
             f"{self.wheel.name}: {verdict} {self.promised} (target {self.target})",
             f"  best policy: {self.best_policy}",
+            f"  libc: {self.libc}" if self.libc else
             f"  libc: {'musl' if self.musl else 'glibc'}"
             + (f", needs glibc {self.glibc_floor}" if self.glibc_floor else ""),
-            f"  ELF files: {', '.join(self.elf_files)}",
+            f"  {self.binary_format} files: {', '.join(self.elf_files)}",
+            *(f"  {note}" for note in self.notes),
         ]
         for lib, versions in sorted(self.versioned_symbols.items()):
             lines.append(f"  {lib}: {', '.join(versions)}")
@@ -120,13 +125,21 @@ class AuditReport:
 
 
 def audit_wheel(wheel: Path, toolchain: Toolchain,
-                system_libraries: Collection[str] = ()) -> AuditReport:
+                system_libraries: Collection[str] = (), exports: Collection[str] = ()
+                ) -> AuditReport:
     """Analyse ``wheel`` for ``toolchain``'s target; AuditError unless it keeps the promise.
 
     ``system_libraries`` are sonames the recipe declares the wheel takes from the system
     (libedgetpu's libusb-1.0.so.0): outside the policy's whitelist, but no longer a failure.
+    ``exports``: the recipe's C API patterns, which PE and Mach-O libraries must export
+    (``audit_native``, the audit of those formats).
     """
-    report = analyze_wheel(wheel, toolchain, system_libraries)
+    if toolchain.binary_format.key == "elf":
+        report = analyze_wheel(wheel, toolchain, system_libraries)
+    else:
+        from .audit_native import analyze_wheel as analyze_native
+
+        report = analyze_native(wheel, toolchain, system_libraries, exports)
     if not report.ok:
         details = "; ".join(report.problems)
         raise AuditError(

@@ -43,8 +43,7 @@ from .errors import ConfigError
 from .fsutil import atomic_copy, atomic_write_text, file_lock, sha256_file
 from .log import Logger
 from .recipe import Recipe
-from .smoke.check import SmokeResult, run_smoke
-from .smoke.qemu import qemu_command
+from .smoke.check import SmokeResult, require_runner, run_smoke
 from .stage import stage
 from .toolchain import Toolchain
 from .wheel import WheelSpec, write_wheel
@@ -106,7 +105,9 @@ def wheel_filename(recipe: Recipe, toolchain: Toolchain) -> str:
 
 
 class Expander:
-    """Fills ``{source:NAME}``, ``{build}``, ``{recipe_dir}``, ``{target}``, ``{arch}``."""
+    """Fills ``{source:NAME}``, ``{build}``, ``{recipe_dir}``, ``{target}``, ``{arch}`` and
+    ``{shared-library:NAME}`` (the target's file name of shared library NAME: libNAME.so,
+    libNAME.dll, libNAME.dylib)."""
 
     def __init__(self, recipe: Recipe, toolchain: Toolchain, sources: dict[str, Path],
                  build_dir: Path):
@@ -114,6 +115,7 @@ class Expander:
                        "target": toolchain.name, "arch": toolchain.arch}
         self.values.update({f"source:{k}": str(v) for k, v in sources.items()})
         self.recipe = recipe
+        self.binary_format = toolchain.binary_format
 
     def __call__(self, text: str) -> str:
         out, pos = [], 0
@@ -122,6 +124,11 @@ class Expander:
             if end == -1:
                 break
             key = text[start + 1:end]
+            if key.startswith("shared-library:"):
+                out += [text[pos:start],
+                        self.binary_format.shared_library(key.split(":", 1)[1])]
+                pos = end + 1
+                continue
             if key not in self.values:
                 raise ConfigError(f"unknown placeholder {{{key}}} in {text!r}; known: "
                                   f"{', '.join('{' + k + '}' for k in self.values)}",
@@ -169,7 +176,8 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
                            work / "build", logger)
     with logger.step("stage"):
         musl = arch_info(toolchain.arch).musl_libc if toolchain.libc == "musl" else None
-        staged = stage(recipe, expand, work / "stage", compilers.strip, logger, musl)
+        staged = stage(recipe, expand, work / "stage", compilers.strip, logger, musl,
+                       toolchain.binary_format)
     with logger.step("wheel"):
         spec = wheel_spec(recipe, toolchain)
         wheelhouse = work / "wheelhouse"
@@ -251,7 +259,7 @@ def build(recipe: Recipe, toolchain: Toolchain, options: BuildOptions, logger: L
           host: Toolchain | None = None) -> BuildReport:
     """The whole pipeline for one recipe and one target; returns what it did."""
     if options.smoke:
-        qemu_command(toolchain)  # a missing QEMU fails now, not after a long build
+        require_runner(toolchain)  # a missing QEMU or wine fails now, not after a long build
     with work_lock(recipe, toolchain, options, logger):
         return _build_locked(recipe, toolchain, options, logger, host)
 
@@ -260,7 +268,8 @@ def _build_locked(recipe: Recipe, toolchain: Toolchain, options: BuildOptions, l
                   host: Toolchain | None) -> BuildReport:
     wheel, seconds, compilers = build_wheel(recipe, toolchain, options, logger)
     with logger.step("audit"):
-        report = audit_wheel(wheel, toolchain, recipe.wheel.system_libraries)
+        report = audit_wheel(wheel, toolchain, recipe.wheel.system_libraries,
+                             recipe.wheel.exports)
         if recipe.wheel.system_libraries:
             logger.info("system libraries the recipe declares (users install them): "
                         + ", ".join(recipe.wheel.system_libraries))

@@ -156,6 +156,9 @@ class WheelInfo:
     # sonames the binaries take from the system (users install them, e.g. libusb-1.0.so.0):
     # the audit accepts them outside the manylinux whitelist, and says so
     system_libraries: tuple[str, ...] = ()
+    # fnmatch patterns of the C API the shared libraries export (e.g. "TfLite*"): the PE and
+    # Mach-O audits refuse a library exporting anything else, or none of it
+    exports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,7 @@ def load_recipe(path: Path) -> Recipe:
         entry_points={g: w.table("entry-points").str_map(g)
                       for g in w.table("entry-points").data},
         system_libraries=tuple(w.str_list("system-libraries")),
+        exports=tuple(w.str_list("exports")),
     )
     w.reject_unknown()
 

@@ -1,6 +1,7 @@
 """Stage: gather the files a wheel needs (libraries, tools, headers, Python code, licenses).
 
-Shared libraries and executables are stripped with the target's strip tool.
+Shared libraries and executables of the target's binary format (ELF, PE, Mach-O: ``binfmt``)
+are stripped with the target's strip tool, as the format says.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .binfmt import BinaryFormat, load_formats
 from .errors import BuildError, ConfigError, MissingToolError
 from .fsutil import atomic_directory
 from .log import Logger
 from .recipe import Recipe
-
-ELF_MAGIC = b"\x7fELF"
 
 
 @dataclass(frozen=True)
@@ -26,17 +26,14 @@ class Staged:
     licenses: dict[str, Path]  # license file name -> file on disk
 
 
-def is_elf(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(4) == ELF_MAGIC
-
-
-def strip_binary(path: Path, strip: Path) -> None:
-    mode = "--strip-unneeded" if ".so" in path.name else "--strip-all"
-    result = subprocess.run([str(strip), mode, str(path)], capture_output=True, text=True,
-                            check=False)
+def strip_binary(path: Path, strip: Path | None, fmt: BinaryFormat) -> bool:
+    """Strip ``path`` as its format says; False when the format's binaries stay as linked."""
+    if strip is None or (argv := fmt.strip_argv(strip, path)) is None:
+        return False
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise BuildError(f"{strip.name} failed on {path}: {result.stderr.strip()}")
+    return True
 
 
 def musl_libc_needed(path: Path, soname: str) -> None:
@@ -62,22 +59,26 @@ def _python_files(package_dir: Path, package: str) -> dict[str, Path]:
     return files
 
 
-def stage(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: Path,
-          logger: Logger, musl_soname: str | None = None) -> Staged:
-    """Copy what the recipe's ``[[stage]]`` entries name into ``stage_dir``; strip ELF files
-    (and, for musl targets, name musl's libc by its soname ``musl_soname``).
+def stage(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: Path | None,
+          logger: Logger, musl_soname: str | None = None,
+          fmt: BinaryFormat | None = None) -> Staged:
+    """Copy what the recipe's ``[[stage]]`` entries name into ``stage_dir``; strip the binaries
+    of ``fmt`` (default ELF; and, for musl targets, name musl's libc by its soname
+    ``musl_soname``).
 
     The tree is filled in a process-unique directory beside ``stage_dir`` and renamed into
     place complete: an interrupted stage leaves no ``stage_dir`` that looks finished."""
     with atomic_directory(stage_dir) as tmp:
-        staged = _stage_into(recipe, expand, tmp, strip, logger, musl_soname)
+        staged = _stage_into(recipe, expand, tmp, strip, logger, musl_soname,
+                             fmt or load_formats()["elf"])
     moved = {name: stage_dir / path.relative_to(tmp) if path.is_relative_to(tmp) else path
              for name, path in staged.files.items()}
     return Staged(files=moved, licenses=staged.licenses)
 
 
-def _stage_into(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, strip: Path,
-                logger: Logger, musl_soname: str | None) -> Staged:
+def _stage_into(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path,
+                strip: Path | None,
+                logger: Logger, musl_soname: str | None, fmt: BinaryFormat) -> Staged:
     package = recipe.wheel.package
     files: dict[str, Path] = {}
     for rel in recipe.wheel.python_sources:
@@ -104,15 +105,17 @@ def _stage_into(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path, s
             out = stage_dir / archive_path
             out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src.resolve(), out)
-            executable = entry.executable or (is_elf(out) and ".so" not in out.name)
+            binary = fmt.is_binary(out)
+            executable = entry.executable or (binary and not fmt.is_shared_library(out.name))
             out.chmod(0o755 if executable else 0o644)
-            if is_elf(out):
+            if binary:
                 before = out.stat().st_size
-                strip_binary(out, strip)
+                stripped = strip_binary(out, strip, fmt)
                 if musl_soname:
                     musl_libc_needed(out, musl_soname)
+                how = "stripped" if stripped else f"{fmt.title}: kept as linked"
                 logger.info(f"staged {archive_path} ({before} -> {out.stat().st_size} bytes, "
-                            "stripped)")
+                            f"{how})")
             else:
                 logger.debug(f"staged {archive_path}")
             files[archive_path] = out

@@ -14,10 +14,14 @@ from pathlib import Path
 
 from . import resources, tomlfile
 from .archs import ARCHS_FILE, load_archs
+from .binfmt import BinaryFormat, format_for_system
 from .errors import ConfigError, UnknownTargetError
 
 BACKENDS = ("zig", "gcc", "native")
-LIBCS = ("glibc", "musl")
+# ucrt: Windows' Universal CRT (zig's *-windows-gnu); macos: libSystem, libc-version is the
+# deployment target (LC_BUILD_VERSION's minos) the macosx_* tag promises.
+LIBCS = ("glibc", "musl", "ucrt", "macos")
+SMOKE_RUNNERS = ("python", "c-driver", "wine", "link-only")
 
 TOOLCHAINS_DIR = resources.SHIPPED_TOOLCHAINS  # package data: found from an installed wheel too
 
@@ -41,10 +45,12 @@ class GccSpec:
 
 @dataclass(frozen=True)
 class SmokeSpec:
-    debian_arch: str  # e.g. "arm64"
+    debian_arch: str | None  # e.g. "arm64"; None: the runner needs no Debian root
     debian_suite: str = "bookworm"
     qemu: str | None = None  # e.g. "qemu-aarch64-static"; None: runs natively on the host
-    runner: str = "python"  # "python": a Debian Python root; "c-driver": musl, no Debian Python
+    # "python": a Debian Python root; "c-driver": musl, no Debian Python; "wine": the C driver
+    # under Debian's wine64; "link-only": the C driver is linked against the library, not run
+    runner: str = "python"
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class Toolchain:
     gcc: GccSpec | None
     smoke: SmokeSpec
     extra: dict[str, str] = field(default_factory=dict)
+    # more variables the CMake toolchain file sets ([cmake] variables), e.g. what CMake's
+    # platform files would ask the build machine for (Darwin: sw_vers)
+    cmake_variables: dict[str, str] = field(default_factory=dict)
 
     @property
     def platform_tag(self) -> str:
@@ -78,6 +87,11 @@ class Toolchain:
             if first.startswith(prefix):
                 return first[: -len(self.arch) - 1]
         return None
+
+    @property
+    def binary_format(self) -> BinaryFormat:
+        """ELF, PE or Mach-O: what the target's CMake system produces (formats.toml)."""
+        return format_for_system(self.cmake_system_name)
 
     def with_backend(self, backend: str) -> Toolchain:
         if backend not in BACKENDS:
@@ -96,17 +110,18 @@ class Toolchain:
 
     @property
     def is_host(self) -> bool:
-        """True when binaries for this target run on this machine without QEMU."""
-        return self.smoke.qemu is None
+        """True when binaries for this target run on this machine without QEMU (or wine)."""
+        return self.smoke.qemu is None and self.cmake_system_name == platform.system()
 
 
-def _wheel_tags(t: tomlfile.Table, arch: str, required: bool) -> list[str]:
+def _wheel_tags(t: tomlfile.Table, machine: str, required: bool) -> list[str]:
+    """``machine``: the arch as the platform's tags name it (x86_64, or amd64 on Windows)."""
     tags = t.str_list("wheel-tags", required=required)
     if required and not tags:
         raise t.error("wheel-tags", "needs at least one platform tag")
     for tag in tags:
-        if not tag.endswith("_" + arch):
-            raise t.error("wheel-tags", f"tag {tag!r} does not end with the arch {arch!r}")
+        if not tag.endswith("_" + machine):
+            raise t.error("wheel-tags", f"tag {tag!r} does not end with the arch {machine!r}")
     return tags
 
 
@@ -119,13 +134,18 @@ def load_toolchain(path: Path) -> Toolchain:
                       f"{', '.join(load_archs())}); a new one is a table in {ARCHS_FILE}")
     libc = t.choice("libc", LIBCS)
     libc_version = t.str("libc-version", required=True)
-    tags = _wheel_tags(t, arch, required=True)
     description = t.str("description", "")
 
     cmake = t.table("cmake", required=True)
     system_name = cmake.str("system-name", "Linux")
     processor = cmake.str("system-processor", required=True)
+    variables = cmake.str_map("variables")
     cmake.reject_unknown()
+    try:
+        machine = format_for_system(system_name).tag_machine(arch)
+    except ConfigError as err:
+        raise cmake.error("system-name", str(err)) from None
+    tags = _wheel_tags(t, machine, required=True)
 
     compiler = t.table("compiler", required=True)
     backend = compiler.choice("backend", BACKENDS, "zig")
@@ -142,7 +162,7 @@ def load_toolchain(path: Path) -> Toolchain:
             flags=tuple(g.str_list("flags")),
             debian_packages=tuple(g.str_list("debian-packages")),
             libc_version=g.str("libc-version"),
-            wheel_tags=tuple(_wheel_tags(g, arch, required=False)),
+            wheel_tags=tuple(_wheel_tags(g, machine, required=False)),
         )
         if gcc.wheel_tags and not gcc.libc_version:
             raise g.error("libc-version", "wheel-tags for the gcc backend need its libc-version")
@@ -154,11 +174,12 @@ def load_toolchain(path: Path) -> Toolchain:
         raise compiler.error("gcc", "backend is gcc but there is no [compiler.gcc] table")
 
     s = t.table("smoke", required=True)
+    runner = s.choice("runner", SMOKE_RUNNERS, "python")
     smoke = SmokeSpec(
-        debian_arch=s.str("debian-arch", required=True),
+        debian_arch=s.str("debian-arch", required=runner in ("python", "c-driver")),
         debian_suite=s.str("debian-suite", "bookworm"),
         qemu=s.str("qemu"),
-        runner=s.choice("runner", ("python", "c-driver"), "python"),
+        runner=runner,
     )
     s.reject_unknown()
     t.reject_unknown()
@@ -177,6 +198,7 @@ def load_toolchain(path: Path) -> Toolchain:
         zig=zig,
         gcc=gcc,
         smoke=smoke,
+        cmake_variables=variables,
     )
 
 

@@ -28,7 +28,7 @@ class Compilers:
     cxx: Path
     ar: Path
     ranlib: Path
-    strip: Path
+    strip: Path | None  # None: the target's binary format is never stripped (formats.toml)
     launcher: str | None  # ccache or sccache, when installed
     env: dict[str, str] = field(default_factory=dict)  # cache directories for zig and the launcher
     description: str = ""
@@ -47,17 +47,18 @@ def zig_version(zig: Path) -> str:
                           check=True).stdout.strip()
 
 
-def find_strip(toolchain: Toolchain) -> Path:
-    triplet = arch_info(toolchain.arch).binutils  # Debian's binutils-<triplet> (archs.toml)
-    candidates = [f"{triplet}-strip"] if triplet else []
-    if toolchain.is_host:
-        candidates.append("strip")
-    candidates.append("llvm-strip")
+def find_strip(toolchain: Toolchain) -> Path | None:
+    # ELF: Debian's binutils-<triplet> (archs.toml), then llvm-strip; PE, Mach-O: none
+    triplet = arch_info(toolchain.arch).binutils
+    candidates = toolchain.binary_format.strip_candidates(toolchain.arch, toolchain.is_host)
+    if not candidates:
+        return None
     for name in candidates:
         found = shutil.which(name)
         if found:
             return Path(found)
-    package = f"binutils-{triplet}" if triplet else "llvm"
+    package = f"binutils-{triplet}" if triplet and any(triplet in c for c in candidates) \
+        else "llvm"
     raise MissingToolError(f"no strip tool for {toolchain.arch} (tried {', '.join(candidates)}): "
                            f"apt-get install {package}")
 
@@ -222,12 +223,14 @@ def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path)
         f"# edgeforge toolchain for {toolchain.name} ({compilers.description})",
         f"set(CMAKE_SYSTEM_NAME {toolchain.cmake_system_name})",
         f"set(CMAKE_SYSTEM_PROCESSOR {toolchain.cmake_system_processor})",
+        *(f'set({k} "{v}")' for k, v in sorted(toolchain.cmake_variables.items())),
         f'set(CMAKE_C_COMPILER "{compilers.cc}")',
         f'set(CMAKE_CXX_COMPILER "{compilers.cxx}")',
         f'set(CMAKE_ASM_COMPILER "{compilers.cc}")',
         f'set(CMAKE_AR "{compilers.ar}" CACHE FILEPATH "archiver")',
         f'set(CMAKE_RANLIB "{compilers.ranlib}" CACHE FILEPATH "ranlib")',
-        f'set(CMAKE_STRIP "{compilers.strip}" CACHE FILEPATH "strip")',
+        *([f'set(CMAKE_STRIP "{compilers.strip}" CACHE FILEPATH "strip")']
+          if compilers.strip else []),
         # Never pick up the build machine's libraries or headers for the target.
         "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)",

@@ -4,7 +4,10 @@ and check that their outputs agree.
 Targets with a Debian Python run the recipe's Python script in a Debian root of the target's
 architecture, with the wheel installed by the host's pip. musl targets (Debian has no musl
 Python) compile the recipe's C driver against the wheel's library and run it with Debian's
-musl loader. Either way the program prints one JSON object, compared with the host's.
+musl loader; Windows x86_64 runs the same driver against the DLL under Debian's wine64.
+Either way the program prints one JSON object, compared with the host's. Targets nothing
+here can run (macOS, Windows arm64; toolchain runner ``link-only``) get the link of the
+driver against the library as their smoke test, and their report says it did not run.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,8 @@ from ..errors import SmokeError
 from ..log import Logger
 from ..recipe import Recipe
 from ..toolchain import Toolchain
-from . import qemu, roots
+from . import qemu, roots, wine
+from .driver import build_driver
 
 
 @dataclass(frozen=True)
@@ -127,27 +130,9 @@ def _python_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
 def _c_driver_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
                     compilers: Compilers, cache_dir: Path, logger: Logger,
                     extra: dict[str, str]) -> tuple[str, list[str], dict[str, Any]]:
-    assert recipe.smoke.c_driver is not None
     spec = toolchain.smoke
-    unpacked = work / "smoke" / "unpacked"
-    if unpacked.exists():
-        shutil.rmtree(unpacked)
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(unpacked)
-    package = unpacked / recipe.wheel.package
-    libs = sorted((package / "lib").glob("lib*.so*"))
-    if not libs:
-        raise SmokeError(f"{wheel.name} has no {recipe.wheel.package}/lib/lib*.so to test")
-    driver_src = recipe.directory / recipe.smoke.c_driver
-    driver = work / "smoke" / "driver"
-    link = [f"-l{lib.name[3:].split('.so')[0]}" for lib in libs]
-    dynamic = ["-dynamic"] if toolchain.backend == "zig" else []
-    argv = [str(compilers.cc), *dynamic, "-O1", str(driver_src), "-o", str(driver),
-            "-I", str(package / "include"), "-L", str(package / "lib"), *link,
-            f"-Wl,-rpath,{package / 'lib'}", "-lm"]
-    build = subprocess.run(argv, capture_output=True, text=True, check=False,
-                           env={**os.environ, **compilers.env})
-    _check(build, f"compiling the smoke driver {driver_src.name}")
+    built = build_driver(recipe, toolchain, wheel, work, compilers)
+    driver, driver_src = built.program, built.source
     root = qemu.ensure_smoke_root(toolchain, cache_dir, logger)
     loader = roots.musl_loader(root)
     if loader is None:
@@ -162,17 +147,72 @@ def _c_driver_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Pat
     return runner, run, parse_json_output(proc.stdout, driver_src.name)
 
 
+def _wine_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
+                compilers: Compilers, cache_dir: Path, logger: Logger,
+                extra: dict[str, str]) -> tuple[str, list[str], dict[str, Any]]:
+    built = build_driver(recipe, toolchain, wheel, work, compilers)
+    for lib in built.libraries:  # Windows' loader looks beside the program first
+        shutil.copyfile(lib, built.program.parent / lib.name)
+    argv = [str(built.program)]
+    proc = wine.run_under_wine(argv, cache_dir, logger, env=_data_env(extra),
+                               cwd=built.program.parent, timeout=recipe.smoke.timeout)
+    _check(proc, f"the smoke driver on {toolchain.name} under wine")
+    runner = (f"C driver {built.source.name} under Debian's {wine.wine_version()} (wine64), "
+              f"linked against {', '.join(lib.name for lib in built.libraries)} through "
+              "import libraries made from their export tables")
+    return runner, [*wine.wine_command(), *argv], parse_json_output(proc.stdout,
+                                                                     built.source.name)
+
+
+def _link_only_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, work: Path,
+                     compilers: Compilers) -> tuple[str, list[str], dict[str, Any]]:
+    from ..audit_native import read_binary
+
+    fmt = toolchain.binary_format
+    built = build_driver(recipe, toolchain, wheel, work, compilers)
+    program = read_binary(built.program.read_bytes(), built.program.name, fmt)
+    expected = fmt.arch(toolchain.arch).machine
+    names = {lib.name for lib in built.libraries}
+    linked = sorted(n for n in program.needed if n.rsplit("/", 1)[-1] in names)
+    if program.machine != expected or program.is_library or not linked:
+        raise SmokeError(f"the smoke driver linked for {toolchain.name} is {fmt.title} "
+                         f"{program.machine} (expected {expected}) and needs "
+                         f"{', '.join(program.needed)}, not the wheel's "
+                         f"{', '.join(sorted(names))}")
+    runner = (f"link test only, not run (nothing here runs {toolchain.name} programs): C driver "
+              f"{built.source.name} compiled and linked against "
+              f"{', '.join(lib.name for lib in built.libraries)}")
+    output = {"linked": built.program.name, "machine": program.machine,
+              "needs": list(program.needed)}
+    return runner, [], output
+
+
+def require_runner(toolchain: Toolchain) -> None:
+    """Fail now, not after a long build, when the smoke's emulator (QEMU, wine) is missing."""
+    if toolchain.smoke.runner == "wine":
+        wine.wine_command()
+    else:
+        qemu.qemu_command(toolchain)
+
+
 def run_smoke(recipe: Recipe, toolchain: Toolchain, wheel: Path, reference_wheel: Path | None,
               compilers: Compilers, cache_dir: Path, work: Path, logger: Logger,
               extra: dict[str, str] | None = None) -> SmokeResult:
     extra = extra or {}
     start = time.monotonic()
-    if toolchain.smoke.runner == "c-driver":
-        if recipe.smoke.c_driver is None:
-            raise SmokeError(f"{toolchain.name} has no Debian Python; the recipe needs "
-                             "[smoke] c-driver to smoke-test it")
+    runner_kind = toolchain.smoke.runner
+    if runner_kind != "python" and recipe.smoke.c_driver is None:
+        raise SmokeError(f"{toolchain.name} has no Python to run the smoke script; the recipe "
+                         "needs [smoke] c-driver to smoke-test it")
+    if runner_kind == "c-driver":
         runner, command, output = _c_driver_smoke(recipe, toolchain, wheel, work, compilers,
                                                   cache_dir, logger, extra)
+    elif runner_kind == "wine":
+        runner, command, output = _wine_smoke(recipe, toolchain, wheel, work, compilers,
+                                              cache_dir, logger, extra)
+    elif runner_kind == "link-only":
+        runner, command, output = _link_only_smoke(recipe, toolchain, wheel, work, compilers)
+        reference_wheel = None  # nothing ran: no output to compare
     else:
         if recipe.smoke.script is None:
             raise SmokeError(f"recipe {recipe.name} has no [smoke] script")
