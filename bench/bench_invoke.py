@@ -116,7 +116,8 @@ def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]
 
 def micro(model: str, repeats: int) -> dict[str, dict[str, float]]:
     """Per call, in this process (run under the reference venv's Python): tflite-runtime's
-    and tflite-edge's set_tensor, invoke, get_tensor, and the lock each call of
+    and tflite-edge's set_tensor, invoke, get_tensor, the whole round (two set_tensor,
+    invoke, get_tensor), and the lock each call of
     tflite-edge takes (tflite_edge._lock.CallLock inline) against threading.RLock's
     acquire()/release(). Best of ``repeats`` x 20000 calls, timing thread's CPU time, ns."""
     import threading
@@ -157,7 +158,10 @@ def micro(model: str, repeats: int) -> dict[str, dict[str, float]]:
         it.allocate_tensors()
         spaces[name] = {"set_tensor": ("f(0, x)", {"f": it.set_tensor, "x": x}),
                         "invoke": ("f()", {"f": it.invoke}),
-                        "get_tensor": ("f(2)", {"f": it.get_tensor})}
+                        "get_tensor": ("f(2)", {"f": it.get_tensor}),
+                        "round": ("s(0, x); s(1, x); i(); g(2)",
+                                  {"s": it.set_tensor, "i": it.invoke, "g": it.get_tensor,
+                                   "x": x})}
     spaces["lock"] = {"CallLock": ("f(lock)", {"f": lock_pair, "lock": CallLock()}),
                       "RLock": ("f(lock)", {"f": rlock_pair, "lock": threading.RLock()}),
                       "with RLock": ("f(lock)", {"f": rlock_with, "lock": threading.RLock()})}
@@ -189,7 +193,7 @@ def _report_micro(python: Path, library: str, repeats: int) -> int:
     print()
     print("| call | tflite-runtime (ns) | tflite-edge (ns) | ratio |")
     print("| --- | ---: | ---: | ---: |")
-    for call in ("set_tensor", "invoke", "get_tensor"):
+    for call in ("set_tensor", "invoke", "get_tensor", "round"):
         ref, edge = best["tflite_runtime"][call], best["tflite_edge"][call]
         print(f"| {call} | {ref:.0f} | {edge:.0f} | {edge / ref:.2f} |")
     print()
