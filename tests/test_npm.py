@@ -424,6 +424,36 @@ def test_resize_input_and_wrong_tensors(project: Project, tmp_path: Path) -> Non
     assert out["noTensor"] == "RangeError: getTensor: no tensor 99"
 
 
+def test_cpp_exception_is_a_js_error_through_the_shim(project: Project, tmp_path: Path) -> None:
+    """A real std::bad_alloc from TFLite's arena (a huge resized input under a 4 GiB address
+    space limit): with the wheel's shim beside the library it is a TfLiteCppError and Node
+    lives on; without it, the process aborts."""
+    import rt_models
+
+    model = tmp_path / "add.tflite"
+    model.write_bytes(rt_models.add_model(n=4, dynamic=True))
+    script = r"""
+    const te = require('tflite-edge');
+    const it = new te.Interpreter(process.argv[2]);
+    it.resizeTensorInput(0, [1 << 28, 4]);  // 4 GiB of float32 input
+    let result;
+    try { it.allocateTensors(); result = 'allocated'; } catch (e) {
+      result = `${e.name} ${e.kind}: ${e.message}`;
+    }
+    console.log(JSON.stringify({ shim: te.libraryInfo().shim, result }));
+    """
+    limit = ["prlimit", f"--as={4 << 30}", NODE or "node"]
+    proc = project.node(script, model, node=limit, check=False)
+    shim = project.path / "node_modules/@tflite-edge/linux-x64/lib/libtflite_edge_shim.so"
+    if not shim.is_file():
+        assert proc.returncode != 0 and "std::bad_alloc" in proc.stderr, proc
+        pytest.skip("the host wheel has no libtflite_edge_shim.so: the abort is all there is")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["shim"] == str(shim)
+    assert out["result"].startswith("TfLiteCppError bad_alloc: "), out
+    assert "std::bad_alloc" in out["result"]
+
+
 def test_platform_mapping_override_and_errors(project: Project, packages: Packages,
                                               tmp_path: Path) -> None:
     script = r"""

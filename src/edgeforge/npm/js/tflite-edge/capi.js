@@ -4,6 +4,8 @@
 // same names and types as the Python package's table (tflite_edge/_library.py). The library
 // is loaded on first use and kept.
 
+const fs = require('fs');
+const path = require('path');
 const koffi = require('koffi');
 const { findLibrary } = require('./platform');
 
@@ -111,6 +113,8 @@ function findVsnprintf() {
 const RTLD_NOW = 2;
 const RTLD_NODELETE = 0x1000; // glibc's value; musl never unloads a library anyway
 let dlopen;
+let dlsym = null;
+const handles = new Map(); // file -> its dlopen handle (for dlsym)
 
 /**
  * koffi.load(file), with the library pinned in memory for the rest of the process (as
@@ -124,7 +128,9 @@ function loadPinned(file) {
     dlopen = null;
     for (const name of ['libc.so.6', 'libdl.so.2']) {
       try {
-        dlopen = koffi.load(name).func('void *dlopen(const char *file, int flags)');
+        const libdl = koffi.load(name);
+        dlopen = libdl.func('void *dlopen(const char *file, int flags)');
+        dlsym = libdl.func('void *dlsym(void *handle, const char *name)');
         break;
       } catch (err) {
         // glibc before 2.34 has dlopen in libdl; musl needs none
@@ -132,8 +138,101 @@ function loadPinned(file) {
     }
   }
   const lib = koffi.load(file);
-  if (dlopen !== null && process.platform === 'linux') dlopen(file, RTLD_NOW | RTLD_NODELETE);
+  if (dlopen !== null && process.platform === 'linux') handles.set(file, dlopen(file, RTLD_NOW | RTLD_NODELETE));
   return lib;
+}
+
+// The shim (libtflite_edge_shim.so beside the library, as the wheels ship it): TFLite's C API
+// calls that can throw a C++ exception, each run inside a catch (...). Without it such an
+// exception (std::bad_alloc from the arena, say) ends the process; with it, the call throws
+// a TfLiteCppError. The shim gets the C API's functions by address from the library loaded
+// here, so it never reaches a second copy of TFLite (tflite_edge_shim.h).
+const SHIM_NAME = 'libtflite_edge_shim.so';
+const SHIM_EXCEPTION = 256;
+const SHIM_KINDS = { 1: 'runtime_error', 2: 'bad_alloc', 3: 'value_error', 4: 'index_error',
+  5: 'overflow_error', 6: 'missing_function' };
+const HANDED_OVER = [
+  'TfLiteModelCreateWithErrorReporter', 'TfLiteInterpreterCreate', 'TfLiteInterpreterAllocateTensors',
+  'TfLiteInterpreterInvoke', 'TfLiteInterpreterResizeInputTensor',
+  'TfLiteInterpreterModifyGraphWithDelegate', 'TfLiteXNNPackDelegateCreate',
+  'TfLiteInterpreterGetSignatureRunner', 'TfLiteSignatureRunnerAllocateTensors',
+  'TfLiteSignatureRunnerInvoke',
+];
+
+class TfLiteCppError extends Error {
+  constructor(call, kind, message) {
+    super(`${call}: TensorFlow Lite threw a C++ exception (${message})`);
+    this.name = 'TfLiteCppError';
+    this.kind = kind;
+  }
+}
+
+/**
+ * Replace api's throwing functions by the shim's guarded ones (same arguments and results;
+ * a caught exception throws TfLiteCppError). Returns the shim's path, or null without one.
+ */
+function guard(api, libraryPath) {
+  const file = path.join(path.dirname(libraryPath), SHIM_NAME);
+  const handle = handles.get(libraryPath);
+  if (!fs.existsSync(file) || !handle || dlsym === null) return null;
+  const shim = loadPinned(file);
+  if (shim.func('int tflite_edge_shim_abi_version()')() !== 1) return null;
+  const setFunction = shim.func('int tflite_edge_shim_set_function(const char *name, void *fn)');
+  for (const name of HANDED_OVER) {
+    const address = dlsym(handle, name);
+    if (address) setFunction(name, address);
+  }
+  const message = shim.func('const char *tflite_edge_shim_message()');
+  const fail = (call, r, text) => new TfLiteCppError(call, SHIM_KINDS[r - SHIM_EXCEPTION] || 'unknown', text);
+  const check = (call, r) => {
+    if (r >= SHIM_EXCEPTION) throw fail(call, r, message() || 'unknown exception');
+    return r;
+  };
+  const status = (name, prototype) => {
+    const fn = shim.func(prototype);
+    const wrapped = (...args) => check(name, fn(...args));
+    // on koffi's worker thread; the shim's message is that thread's, so the kind says what
+    wrapped.async = (...args) => {
+      const callback = args.pop();
+      fn.async(...args, (err, r) => {
+        if (err) return callback(err);
+        if (r >= SHIM_EXCEPTION) return callback(fail(name, r, SHIM_KINDS[r - SHIM_EXCEPTION]));
+        return callback(null, r);
+      });
+    };
+    return wrapped;
+  };
+  const object = (name, prototype) => {
+    const fn = shim.func(prototype);
+    return (...args) => {
+      const out = [null];
+      check(name, fn(...args, out));
+      return out[0];
+    };
+  };
+  api.TfLiteModelCreateWithErrorReporter = object('TfLiteModelCreateWithErrorReporter',
+    'int tflite_edge_shim_model_create(const void *data, size_t size, TfLiteEdgeErrorReporter *reporter, void *user, _Out_ void **model)');
+  api.TfLiteInterpreterCreate = object('TfLiteInterpreterCreate',
+    'int tflite_edge_shim_interpreter_create(void *model, void *options, _Out_ void **interpreter)');
+  api.TfLiteInterpreterAllocateTensors = status('AllocateTensors', 'int tflite_edge_shim_allocate_tensors(void *interpreter)');
+  api.TfLiteInterpreterInvoke = status('Invoke', 'int tflite_edge_shim_invoke(void *interpreter)');
+  api.TfLiteInterpreterResizeInputTensor = status('ResizeInputTensor',
+    'int tflite_edge_shim_resize_input_tensor(void *interpreter, int32_t index, const int *dims, int32_t n)');
+  api.TfLiteInterpreterModifyGraphWithDelegate = status('ModifyGraphWithDelegate',
+    'int tflite_edge_shim_modify_graph_with_delegate(void *interpreter, void *delegate)');
+  if (!api.TfLiteXNNPackDelegateCreate.missing) {
+    api.TfLiteXNNPackDelegateCreate = object('TfLiteXNNPackDelegateCreate',
+      'int tflite_edge_shim_xnnpack_delegate_create(const TfLiteXNNPackDelegateOptions *options, _Out_ void **delegate)');
+  }
+  if (!api.TfLiteInterpreterGetSignatureRunner.missing) {
+    api.TfLiteInterpreterGetSignatureRunner = object('GetSignatureRunner',
+      'int tflite_edge_shim_get_signature_runner(void *interpreter, const char *key, _Out_ void **runner)');
+    api.TfLiteSignatureRunnerAllocateTensors = status('SignatureRunner AllocateTensors',
+      'int tflite_edge_shim_signature_runner_allocate_tensors(void *runner)');
+    api.TfLiteSignatureRunnerInvoke = status('SignatureRunner Invoke',
+      'int tflite_edge_shim_signature_runner_invoke(void *runner)');
+  }
+  return file;
 }
 
 let loaded = null;
@@ -158,13 +257,16 @@ function loadLibrary() {
     const end = buf.indexOf(0);
     return buf.toString('utf8', 0, end < 0 ? buf.length : end);
   };
+  const version = api.TfLiteVersion();
+  const shim = guard(api, found.path);
   loaded = {
-    path: found.path, source: found.source, platform: found.platform, lib, api,
-    version: api.TfLiteVersion(), format,
+    path: found.path, source: found.source, platform: found.platform, lib, api, version,
+    format, shim,
   };
   return loaded;
 }
 
 module.exports = {
-  koffi, ErrorReporter, LibraryError, STATUS, TfLiteXNNPackDelegateOptions, loadLibrary, loadPinned,
+  koffi, ErrorReporter, LibraryError, STATUS, TfLiteCppError, TfLiteXNNPackDelegateOptions,
+  loadLibrary, loadPinned,
 };

@@ -78,7 +78,7 @@ export function loadDelegate(nameOrPath: string, options?: Record<string, unknow
 export function registerPlugin(plugin: DelegatePlugin): void;
 export function findPlugin(name: string): InstalledPlugin | null;
 export function installedPlugins(): InstalledPlugin[];
-export function libraryInfo(): { path: string; source: string; version: string; platform: string | null };
+export function libraryInfo(): { path: string; source: string; version: string; platform: string | null; shim: string | null };
 export function findLibrary(): { path: string; source: string; platform: Platform | null };
 export function platformFor(machine?: { os: string; cpu: string; libc: string | null; armVersion: number | null }): Platform | null;
 export function currentMachine(): { os: string; cpu: string; libc: string | null; armVersion: number | null };
@@ -86,6 +86,8 @@ export const LIBRARY_ENV: 'TFLITE_EDGE_LIBRARY';
 export const version: string;
 export const platforms: Platform[];
 export class TfLiteError extends Error {}
+/** A C++ exception TFLite threw, caught by the shim; kind: 'bad_alloc', 'runtime_error', ... */
+export class TfLiteCppError extends Error { kind: string }
 export class DelegateLoadError extends Error {}
 export class LibraryError extends Error {}
 export class PlatformError extends Error {}
