@@ -71,6 +71,16 @@ def test_new_targets_are_data_the_pipeline_understands(target: str) -> None:
     assert t.smoke.runner == ("wine" if target == "windows-x86_64" else "link-only")
 
 
+def test_edgeforge_targets_says_how_each_is_smoke_tested() -> None:
+    proc = subprocess.run([sys.executable, "-m", "edgeforge", "targets"], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()[1:]}
+    assert rows["windows-x86_64"][1:] == ["win_amd64", "zig:", "x86_64-windows-gnu", "ucrt",
+                                          "10", "wine64", "-"]
+    assert rows["macos-arm64"][-3:] == ["(link", "only)", "-"]
+
+
 def test_a_tag_naming_the_arch_as_linux_does_is_refused(tmp_path: Path) -> None:
     text = (resolve_target("windows-x86_64").path.read_text()
             .replace('"win_amd64"', '"win_x86_64"'))

@@ -123,13 +123,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_targets(search: SearchPath, logger: Logger) -> int:
-    rows = [("target", "wheel tags", "compiler", "libc floor", "qemu", "debian")]
+    rows = [("target", "wheel tags", "compiler", "libc floor", "smoke runs", "debian")]
+    runs = {"wine": "wine64", "link-only": "(link only)"}  # smoke runners that are no QEMU
     for name, path in available_targets(search.toolchains).items():
         t = load_toolchain(path)
         compiler = t.zig.target if t.backend == "zig" and t.zig else t.backend
         rows.append((name, t.platform_tag, f"{t.backend}: {compiler}",
-                     f"{t.libc} {t.libc_version}", t.smoke.qemu or "(native)",
-                     f"{t.smoke.debian_suite}/{t.smoke.debian_arch}"))
+                     f"{t.libc} {t.libc_version}",
+                     t.smoke.qemu or runs.get(t.smoke.runner, "(native)"),
+                     f"{t.smoke.debian_suite}/{t.smoke.debian_arch}" if t.smoke.debian_arch
+                     else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
