@@ -25,6 +25,7 @@ from edgeforge.audit import audit_wheel
 from edgeforge.audit_native import analyze_wheel, read_wheel_binaries
 from edgeforge.builders.compilers import zig_executable
 from edgeforge.errors import AuditError, ConfigError
+from edgeforge.release_manifest import build_record
 from edgeforge.toolchain import load_toolchain, resolve_target
 from edgeforge.wheel import WheelSpec, write_wheel
 
@@ -160,6 +161,9 @@ def test_windows_dll_imports_only_windows_and_exports_only_the_api(
     assert dll.exports == ("edgemath_dot", "edgemath_last_error", "edgemath_logsumexp",
                            "edgemath_matmul", "edgemath_softmax", "edgemath_threads",
                            "edgemath_version", "edgemath_wave")
+    report = audit_wheel(_wheel(dist, "windows-x86_64"), toolchain, exports=("edgemath_*",))
+    assert build_record("edgemath", "windows-x86_64", report, None)["audit"] == {
+        "policy": "win_amd64", "libc": "ucrt", "libc_floor": "10", "glibc_symbols": None}
 
 
 @pytest.mark.slow
@@ -176,6 +180,10 @@ def test_macos_dylib_minos_libsystem_and_exports(built: tuple[Path, str]) -> Non
     assert len(api) == 8
     report = audit_wheel(wheel, toolchain, exports=("edgemath_*",))
     assert report.best_policy == "macosx_11_0_arm64"
+    # what a release manifest records of it
+    assert build_record("edgemath", "macos-arm64", report, None)["audit"] == {
+        "policy": "macosx_11_0_arm64", "libc": "macos", "libc_floor": "11.0",
+        "glibc_symbols": None}
     # the only other exports: libc++'s replaceable operator new/delete, ld's own two
     assert all(toolchain.binary_format.is_runtime_export(s) for s in dylib.exports
                if s not in api)

@@ -94,7 +94,8 @@ class AuditReport:
         default_factory=lambda: MappingProxyType({})
     )
     binary_format: str = "ELF"  # ELF, PE or Mach-O (audit_native for the last two)
-    libc: str | None = None  # PE/Mach-O: the toolchain's libc and its version, as promised
+    libc: str | None = None  # PE/Mach-O: the toolchain's libc (ucrt, macos)
+    libc_version: str | None = None  # PE: as promised; Mach-O: the newest minos found
     notes: tuple[str, ...] = ()  # what else the audit read (imports, exports, minos)
 
     @property
@@ -106,7 +107,7 @@ class AuditReport:
         lines = [
             f"{self.wheel.name}: {verdict} {self.promised} (target {self.target})",
             f"  best policy: {self.best_policy}",
-            f"  libc: {self.libc}" if self.libc else
+            f"  libc: {self.libc} {self.libc_version}" if self.libc else
             f"  libc: {'musl' if self.musl else 'glibc'}"
             + (f", needs glibc {self.glibc_floor}" if self.glibc_floor else ""),
             f"  {self.binary_format} files: {', '.join(self.elf_files)}",

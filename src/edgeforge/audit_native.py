@@ -187,9 +187,9 @@ def analyze_wheel(wheel: Path, toolchain: Toolchain, system_libraries: Collectio
         problems.append(f"libraries that are not the system's nor in the wheel: "
                         f"{', '.join(sorted(external))} (a recipe may declare the ones users "
                         "install themselves in [wheel] system-libraries)")
-    best = toolchain.wheel_tags[0]
+    best, floor = toolchain.wheel_tags[0], toolchain.libc_version
     if fmt.key == "macho":
-        best, more = _check_minos(binaries, toolchain, fmt, notes)
+        best, floor, more = _check_minos(binaries, toolchain, fmt, notes)
         problems += more
     return AuditReport(
         wheel=wheel, target=toolchain.name, promised=toolchain.wheel_tags[0],
@@ -197,7 +197,7 @@ def analyze_wheel(wheel: Path, toolchain: Toolchain, system_libraries: Collectio
         glibc_floor=None, musl=False, elf_files=tuple(b.path for b in binaries),
         external_libs=tuple(sorted(external)), offending_symbols=tuple(outside_api),
         problems=tuple(problems), binary_format=fmt.title,
-        libc=f"{toolchain.libc} {toolchain.libc_version}", notes=tuple(notes),
+        libc=toolchain.libc, libc_version=floor, notes=tuple(notes),
     )
 
 
@@ -227,8 +227,9 @@ def _export_problems(b: NativeBinary, fmt: BinaryFormat, api: Collection[str],
 
 
 def _check_minos(binaries: list[NativeBinary], toolchain: Toolchain, fmt: BinaryFormat,
-                 notes: list[str]) -> tuple[str, list[str]]:
-    """The best macosx tag the binaries allow, and why the promised one is not met."""
+                 notes: list[str]) -> tuple[str, str, list[str]]:
+    """The best macosx tag the binaries allow, the newest minos, and why the promised tag is
+    not met."""
     tag_machine = fmt.tag_machine(toolchain.arch)
     promised = _parse_version(toolchain.libc_version)
     promised_tag = _macos_tag(promised, tag_machine)
@@ -251,4 +252,6 @@ def _check_minos(binaries: list[NativeBinary], toolchain: Toolchain, fmt: Binary
             problems.append(f"{b.path} needs macOS {version_text(b.minos)} (minos), newer than "
                             f"the {toolchain.libc_version} that {toolchain.wheel_tags[0]} "
                             "promises")
-    return (_macos_tag(newest, tag_machine) if newest != (0,) else promised_tag), problems
+    if newest == (0,):
+        return promised_tag, toolchain.libc_version, problems
+    return _macos_tag(newest, tag_machine), version_text(newest), problems

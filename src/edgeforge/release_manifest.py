@@ -147,8 +147,10 @@ def build_record(recipe: str, target: str, audit: AuditReport,
     return {
         "recipe": recipe,
         "target": target,
-        "audit": {"policy": audit.best_policy, "libc": "musl" if audit.musl else "glibc",
-                  "libc_floor": libc_floor(audit), "glibc_symbols": audit.glibc_floor},
+        "audit": {"policy": audit.best_policy,
+                  "libc": audit.libc or ("musl" if audit.musl else "glibc"),
+                  "libc_floor": audit.libc_version or libc_floor(audit),
+                  "glibc_symbols": audit.glibc_floor},
         "smoke": {"result": "skipped"} if smoke is None else {
             "result": "passed" if smoke.passed else "failed", "runner": smoke.runner,
             "compared_with_host": smoke.reference is not None},
