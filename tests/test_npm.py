@@ -424,6 +424,30 @@ def test_resize_input_and_wrong_tensors(project: Project, tmp_path: Path) -> Non
     assert out["noTensor"] == "RangeError: getTensor: no tensor 99"
 
 
+def test_unclosed_interpreters_are_freed_when_collected(project: Project,
+                                                        tmp_path: Path) -> None:
+    """9,000 interpreters never closed: each holds a koffi callback slot (8,192 exist) and
+    native memory, freed when the garbage collector takes the object (FinalizationRegistry)."""
+    import rt_models
+
+    model = tmp_path / "add.tflite"
+    model.write_bytes(rt_models.add_model(n=4))
+    script = r"""
+    const te = require('tflite-edge');
+    (async () => {
+      for (let i = 0; i < 9000; i++) {
+        const it = new te.Interpreter(process.argv[2]);
+        it.allocateTensors();
+        if (i % 500 === 499) { global.gc(); await new Promise(setImmediate); }
+      }
+      console.log(JSON.stringify({ rss: process.memoryUsage().rss }));
+    })();
+    """
+    proc = project.node(script, model, node=[NODE or "node", "--expose-gc"])
+    rss = json.loads(proc.stdout.strip().splitlines()[-1])["rss"]
+    assert rss < 400 << 20, rss
+
+
 def test_cpp_exception_is_a_js_error_through_the_shim(project: Project, tmp_path: Path) -> None:
     """A real std::bad_alloc from TFLite's arena (a huge resized input under a 4 GiB address
     space limit): with the wheel's shim beside the library it is a TfLiteCppError and Node

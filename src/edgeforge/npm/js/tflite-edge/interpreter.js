@@ -14,12 +14,32 @@ const TYPES = {
   17: ['uint16', Uint16Array],
 };
 
-// Open interpreters, closed when the process exits: TFLite's worker threads (XNNPACK's
-// thread pool) must stop before Node unloads the library under them.
-const open = new Set();
+// What an interpreter owns natively, apart from the JS object, so that it can be freed when
+// the object is collected (FinalizationRegistry) or at exit: TFLite's worker threads
+// (XNNPACK's thread pool) must stop before the process tears down.
+const live = new Set();
+
+function freeNative(n) {
+  live.delete(n);
+  for (const runner of n.runners) {
+    if (runner.ptr) n.api.TfLiteSignatureRunnerDelete(runner.ptr);
+    runner.ptr = null;
+  }
+  n.runners = [];
+  if (n.ptr) n.api.TfLiteInterpreterDelete(n.ptr);
+  n.ptr = null;
+  if (n.xnnpack) n.api.TfLiteXNNPackDelegateDelete(n.xnnpack);
+  n.xnnpack = null;
+  if (n.modelMemory) koffi.free(n.modelMemory);
+  n.modelMemory = null;
+  if (n.errors) n.errors.close();
+  n.errors = null;
+}
+
+const collected = new FinalizationRegistry(freeNative);
 process.on('exit', () => {
-  for (const interpreter of open) {
-    if (!interpreter._busy) interpreter._free();
+  for (const n of [...live]) {
+    if (!n.busy) freeNative(n);
   }
 });
 
@@ -116,11 +136,15 @@ class Interpreter {
     const api = lib.api;
     this._api = api;
     this._errors = new ErrorLog(lib);
+    this._native = { api, ptr: null, xnnpack: null, modelMemory: null, errors: this._errors, runners: [], busy: false };
+    live.add(this._native);
+    collected.register(this, this._native, this._native);
     // TFLite reads the model's bytes for the interpreter's whole life: a copy koffi keeps
     // still (a Buffer may be moved or collected).
-    this._modelMemory = koffi.alloc('uint8_t', data.byteLength);
-    new Uint8Array(koffi.view(this._modelMemory, data.byteLength)).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    const m = api.TfLiteModelCreateWithErrorReporter(this._modelMemory, data.byteLength, this._errors.callback, null);
+    const memory = koffi.alloc('uint8_t', data.byteLength);
+    this._native.modelMemory = memory;
+    new Uint8Array(koffi.view(memory, data.byteLength)).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    const m = api.TfLiteModelCreateWithErrorReporter(memory, data.byteLength, this._errors.callback, null);
     if (!m) {
       const message = this._errors.take('the flatbuffer is not a valid TFLite model');
       this._free();
@@ -142,12 +166,9 @@ class Interpreter {
       throw new Error(`Could not create an interpreter for ${what}: ${message}`);
     }
     this._ptr = interp;
-    this._busy = false;
-    this._runners = [];
+    this._native.ptr = interp;
     this._refs = new Map();
-    open.add(this);
     this._delegates = [...delegates];
-    this._xnnpack = null;
     this._pendingXnnpack = useXnnpack ? { numThreads } : null;
     for (const d of this._delegates) {
       this._errors.clear();
@@ -164,18 +185,15 @@ class Interpreter {
   }
 
   _free() {
-    open.delete(this);
-    for (const runner of this._runners || []) runner._free();
-    this._runners = [];
-    if (this._ptr) this._api.TfLiteInterpreterDelete(this._ptr);
+    collected.unregister(this._native);
+    freeNative(this._native);
     this._ptr = null;
-    if (this._xnnpack) this._api.TfLiteXNNPackDelegateDelete(this._xnnpack);
-    this._xnnpack = null;
-    if (this._modelMemory) koffi.free(this._modelMemory);
-    this._modelMemory = null;
-    if (this._errors) this._errors.close();
     this._errors = null;
   }
+
+  get _busy() { return this._native.busy; }
+
+  set _busy(value) { this._native.busy = value; }
 
   _ready(what) {
     if (!this._ptr) throw new Error(`${what}: the interpreter is closed`);
@@ -214,7 +232,7 @@ class Interpreter {
     if (pending.numThreads !== undefined) options.num_threads = pending.numThreads;
     const delegate = api.TfLiteXNNPackDelegateCreate(options);
     if (!delegate) return;
-    this._xnnpack = delegate;
+    this._native.xnnpack = delegate;
     api.TfLiteInterpreterModifyGraphWithDelegate(this._ptr, delegate);
     this._errors.clear();
   }
@@ -330,17 +348,18 @@ class SignatureRunner {
     this._interpreter = interpreter;
     this._api = interpreter._api;
     this.key = key;
-    this._ptr = this._api.TfLiteInterpreterGetSignatureRunner(interpreter._ptr, key);
-    interpreter._runners.push(this);
+    // the pointer lives in the interpreter's native record: deleted before the interpreter
+    this._native = { ptr: this._api.TfLiteInterpreterGetSignatureRunner(interpreter._ptr, key) };
+    interpreter._native.runners.push(this._native);
     const sig = interpreter.getSignatureList()[key];
     this.inputs = sig.inputs;
     this.outputs = sig.outputs;
     this._allocated = false;
   }
 
-  _free() {
-    if (this._ptr) this._api.TfLiteSignatureRunnerDelete(this._ptr);
-    this._ptr = null;
+  get _ptr() {
+    if (!this._native.ptr) throw new Error(`signature ${this.key}: the interpreter is closed`);
+    return this._native.ptr;
   }
 
   _tensors(names, get) {
