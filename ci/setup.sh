@@ -17,6 +17,7 @@ APT_PACKAGES=(
   pypy3  # the runtime's lifetime and thread checks run under PyPy too (numpy from PyPI)
   wine64  # the windows-x86_64 smoke: the fixture's C driver against its DLL under wine
   pkg-config  # tests/test_conan.py builds a program with the Conan package's .pc flags
+  libffi-dev zlib1g-dev libssl-dev  # ctypes, zlib, ssl of the free-threaded CPython tests build
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

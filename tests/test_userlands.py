@@ -12,8 +12,12 @@ Rows: CPython 3.9 / glibc 2.31 / numpy 1.19 / pip 20.3 (bullseye), 3.11 (bookwor
 numpy 2 (trixie), PyPy 3.11 (trixie's ``pypy3``; Debian has no numpy for PyPy, so numpy comes
 from PyPI through the host's ``pip download`` into the wheel directory), natively through the
 root's own loader; bullseye armhf (Raspberry Pi OS bullseye's base) and trixie arm64 under
-qemu-user (``slow``). Debian carries no free-threaded CPython (no nogil/``t`` build in trixie's
-or sid's indexes), so there is no such row.
+qemu-user (``slow``). Free-threaded CPython 3.13 (``python3.13t``, the GIL off): no registry
+reachable here carries a binary one (edgeforge.smoke.freethreaded says what was looked up), so
+it is built once into the cache from the CPython source in Debian's archive (trixie's python3.13
+orig tarball, ``--disable-gil``) and runs on the host's own glibc; its own pip (ensurepip's)
+takes our wheel and numpy's ``cp313t`` wheel from PyPI (downloaded by the host's pip into the
+wheel directory, as for PyPy).
 
 The host's wheel is the pipeline's (``$EDGEFORGE_TFLITE_WHEEL_DIR``, set by ci/test.sh). The
 aarch64/armv7l TFLite wheels come from ``$EDGEFORGE_CROSS_WHEEL_DIR`` (cross builds take ~30
@@ -30,6 +34,7 @@ import os
 import platform
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -55,15 +60,18 @@ from edgeforge.pipeline import BuildOptions, smoke_env, wheel_filename
 from edgeforge.recipe import RECIPES_DIR, Recipe, load_recipe
 from edgeforge.smoke import qemu
 from edgeforge.smoke.check import host_output, parse_json_output
+from edgeforge.smoke.freethreaded import ensure_free_threaded_python
 from edgeforge.smoke.roots import DebianRoot, ensure_root
 from edgeforge.toolchain import TOOLCHAINS_DIR, Toolchain, load_toolchain
 from edgeforge.wheel import WheelSpec, write_wheel
 
 CROSS_WHEEL_DIR_ENV = "EDGEFORGE_CROSS_WHEEL_DIR"  # tflite_edge_lib aarch64/armv7l wheels
 CPYTHON = ("python3", "python3-numpy", "python3-pip")
-# numpy for trixie's PyPy 3.11 (Debian has no pypy3-numpy): PyPI's wheel, by the host's pip.
-PYPY_NUMPY = "numpy==2.4.6"
+# numpy for trixie's PyPy 3.11 (Debian has no pypy3-numpy) and the free-threaded CPython 3.13:
+# PyPI's wheels, by the host's pip.
+PYPI_NUMPY = "numpy==2.4.6"
 PYPY_NUMPY_TAGS = ("3.11", "pp", "pypy311_pp73", "manylinux_2_28_x86_64")
+FREE_THREADED_NUMPY_TAGS = ("3.13", "cp", "cp313t", "manylinux_2_28_x86_64")
 
 
 @dataclass(frozen=True)
@@ -191,18 +199,20 @@ def _pure_wheel(out: Path, scratch: Path) -> Path:
     return next(out.glob(f"tflite_edge-{TFLITE_VERSION}-py3-none-any.whl"))
 
 
-def _pypy_numpy(cache: Path, out: Path) -> Path:
-    """PyPI's numpy wheel for trixie's PyPy, downloaded once into the edgeforge cache."""
+def _pypi_numpy(cache: Path, out: Path, tags: tuple[str, str, str, str]) -> Path:
+    """PyPI's numpy wheel for ``tags`` (python, implementation, abi, platform), downloaded once
+    into the edgeforge cache."""
     store = cache / "userland-wheels"
-    python, implementation, abi, platform_tag = PYPY_NUMPY_TAGS
-    pattern = f"numpy-{PYPY_NUMPY.split('==')[1]}-pp{python.replace('.', '')}-{abi}-*.whl"
+    python, implementation, abi, platform_tag = tags
+    pattern = (f"numpy-{PYPI_NUMPY.split('==')[1]}-{implementation}{python.replace('.', '')}-"
+               f"{abi}-*.whl")
     with file_lock(cache / "userland-wheels.lock", "the userland wheels"):
         if not any(store.glob(pattern)):
             pip("download", "--no-deps", "--only-binary=:all:", "--python-version", python,
                 "--implementation", implementation, "--abi", abi, "--platform", platform_tag,
-                "-d", str(store), PYPY_NUMPY, timeout=600)
+                "-d", str(store), PYPI_NUMPY, timeout=600)
     found = sorted(store.glob(pattern))
-    assert found, f"pip download {PYPY_NUMPY} put no {pattern} into {store}"
+    assert found, f"pip download {PYPI_NUMPY} put no {pattern} into {store}"
     shutil.copy2(found[-1], out / found[-1].name)
     return out / found[-1].name
 
@@ -220,7 +230,7 @@ def _reference(recipe: Recipe, host_wheel: Path, cache: Path, work: Path,
 def tflite(edgeforge_cache: Path, logger: Logger,
            tmp_path_factory: pytest.TempPathFactory) -> Variant:
     """The real runtime: pure wheel, the pipeline's host wheel, the cross wheels if given,
-    numpy for PyPy, all in one directory."""
+    numpy for PyPy and for the free-threaded CPython, all in one directory."""
     if platform.machine() != "x86_64":
         pytest.skip("the host rows are amd64 userlands: run on an x86_64 host")
     host_wheel = pipeline_host_wheel()
@@ -235,7 +245,8 @@ def tflite(edgeforge_cache: Path, logger: Logger,
     if cross:
         for wheel in Path(cross).glob(f"tflite_edge_lib-{TFLITE_VERSION}-py3-none-*.whl"):
             shutil.copy2(wheel, wheels / wheel.name)
-    _pypy_numpy(edgeforge_cache, wheels)
+    for tags in (PYPY_NUMPY_TAGS, FREE_THREADED_NUMPY_TAGS):
+        _pypi_numpy(edgeforge_cache, wheels, tags)
     recipe = load_recipe(RECIPES_DIR / "tflite.toml")
     reference, data = _reference(recipe, host_wheel, edgeforge_cache,
                                  tmp_path_factory.mktemp("tflite-host"), logger)
@@ -279,26 +290,12 @@ def run_row(userland: Userland, variant: Variant, root: DebianRoot, toolchain: T
     started = time.monotonic()
     installed = qemu.install_with_root_pip(root, toolchain, [variant.requirement],
                                            variant.wheel_dir, work / "prefix", python=python)
-    chosen = set(installed.chosen)
-    expected = variant.expected(toolchain)
-    assert expected <= chosen, (
-        f"{userland}'s pip chose {sorted(chosen)}, not {sorted(expected)}; the wheel directory "
-        f"held {sorted(p.name for p in variant.wheel_dir.iterdir())}:\n{installed.output}")
-    numpy_wheels = {c for c in chosen if c.startswith("numpy-")}
-    assert bool(numpy_wheels) == (userland.pypi_numpy and variant.requirement == "tflite-edge"), (
-        f"numpy should come from {'PyPI' if userland.pypi_numpy else 'Debian'}: {chosen}")
-    script = variant.recipe.directory / variant.recipe.smoke.script  # type: ignore[operator]
-    env = {"PYTHONPATH": os.pathsep.join(map(str, installed.site_dirs)), **variant.data_env}
+    _check_choice(str(userland), variant, toolchain, installed, userland.pypi_numpy)
     pip_seconds = time.monotonic() - started
-    proc = qemu.run_in_root(root, toolchain, [python, "-c", FACTS, str(script)], env=env,
-                            timeout=variant.recipe.smoke.timeout)
-    assert proc.returncode == 0, f"{script.name} in {userland}:\n{proc.stdout}\n{proc.stderr}"
+    proc = qemu.run_in_root(root, toolchain, [python, "-c", FACTS, str(_script(variant))],
+                            env=_run_env(variant, installed), timeout=variant.recipe.smoke.timeout)
     run_seconds = time.monotonic() - started - pip_seconds
-    facts = parse_json_output(proc.stdout.splitlines()[0], "the userland facts")["userland"]
-    output = parse_json_output(proc.stdout, script.name)
-    mismatches = differences(output, variant.reference, variant.recipe.smoke.tolerance,
-                             ignore=variant.recipe.smoke.ignore_keys)
-    assert not mismatches, f"{userland} differs from the host:\n" + "\n".join(mismatches)
+    facts = _facts_matching_host(str(userland), variant, proc)
 
     # what ran is what the row claims
     assert facts["machine"] == toolchain.arch, facts
@@ -322,9 +319,48 @@ def run_row(userland: Userland, variant: Variant, root: DebianRoot, toolchain: T
         glibc=facts["glibc"].split()[-1],
         pip=re.sub(r"\+.*|-.*", "", _debian_version(root, "python3-pip")),
         chosen=lib,
-        result=f"{variant.what}: matches the host (tolerance "
-               f"{variant.recipe.smoke.tolerance:g})",
+        result=_result(variant),
         seconds=f"{pip_seconds:.0f}, {run_seconds:.0f}"))
+
+
+def _check_choice(where: str, variant: Variant, toolchain: Toolchain,
+                  installed: qemu.RootInstall, numpy_from_pypi: bool) -> None:
+    """The userland's pip took our wheels, and numpy from the wheel directory (PyPI's) exactly
+    when the row has none of its own."""
+    chosen = set(installed.chosen)
+    expected = variant.expected(toolchain)
+    assert expected <= chosen, (
+        f"{where}'s pip chose {sorted(chosen)}, not {sorted(expected)}; the wheel directory "
+        f"held {sorted(p.name for p in variant.wheel_dir.iterdir())}:\n{installed.output}")
+    numpy_wheels = {c for c in chosen if c.startswith("numpy-")}
+    assert bool(numpy_wheels) == (numpy_from_pypi and variant.requirement == "tflite-edge"), (
+        f"numpy should come from {'PyPI' if numpy_from_pypi else 'Debian'}: {chosen}")
+
+
+def _script(variant: Variant) -> Path:
+    return variant.recipe.directory / variant.recipe.smoke.script  # type: ignore[operator]
+
+
+def _run_env(variant: Variant, installed: qemu.RootInstall) -> dict[str, str]:
+    return {"PYTHONPATH": os.pathsep.join(map(str, installed.site_dirs)), **variant.data_env}
+
+
+def _facts_matching_host(where: str, variant: Variant,
+                         proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The FACTS line of the run; its smoke output must match the host's."""
+    name = _script(variant).name
+    assert proc.returncode == 0, f"{name} in {where}:\n{proc.stdout}\n{proc.stderr}"
+    facts: dict[str, Any] = parse_json_output(proc.stdout.splitlines()[0],
+                                              "the userland facts")["userland"]
+    output = parse_json_output(proc.stdout, name)
+    mismatches = differences(output, variant.reference, variant.recipe.smoke.tolerance,
+                             ignore=variant.recipe.smoke.ignore_keys)
+    assert not mismatches, f"{where} differs from the host:\n" + "\n".join(mismatches)
+    return facts
+
+
+def _result(variant: Variant) -> str:
+    return f"{variant.what}: matches the host (tolerance {variant.recipe.smoke.tolerance:g})"
 
 
 # --------------------------------------------------------------------------- the matrix
@@ -375,3 +411,44 @@ def test_glibc_floor_is_the_userlands_own(userland_root: Callable[[Userland],
     installed = qemu.install_with_root_pip(root, toolchain, ["edgeforge-glibc-probe"], wheels,
                                            tmp_path / "bookworm")
     assert installed.chosen == (wheel.name,), installed.output
+
+
+def test_free_threaded_cpython_own_pip_picks_our_wheel_and_the_model_matches_the_host(
+        tflite: Variant, edgeforge_cache: Path, logger: Logger, tmp_path: Path,
+        matrix: list[Row]) -> None:
+    """CPython 3.13 built with --disable-gil (no registry here carries a binary one): its own
+    pip takes the host wheel by its tags (``cp313t`` is no tag of ours: ``py3-none`` serves
+    it) and numpy's ``cp313t`` wheel, and the model matches the host with the GIL off."""
+    python = ensure_free_threaded_python(edgeforge_cache, logger)
+    host = load_toolchain(TOOLCHAINS_DIR / "linux-x86_64.toml")
+    started = time.monotonic()
+    installed = qemu.install_with_own_pip(python, [tflite.requirement], tflite.wheel_dir,
+                                          tmp_path / "prefix")
+    _check_choice("the free-threaded CPython", tflite, host, installed, numpy_from_pypi=True)
+    assert any("-cp313t-" in c for c in installed.chosen if c.startswith("numpy-")), \
+        installed.chosen
+    pip_seconds = time.monotonic() - started
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONNOUSERSITE": "1",
+           **_run_env(tflite, installed)}
+    proc = subprocess.run([str(python), "-c", FACTS, str(_script(tflite))], env=env,
+                          capture_output=True, text=True, timeout=tflite.recipe.smoke.timeout,
+                          check=False)
+    run_seconds = time.monotonic() - started - pip_seconds
+    facts = _facts_matching_host("the free-threaded CPython", tflite, proc)
+    assert facts["implementation"] == "CPython" and facts["free_threaded"], facts
+    assert facts["numpy_file"].startswith(str(tmp_path / "prefix")), facts
+    assert facts["glibc"] == os.confstr("CS_GNU_LIBC_VERSION"), facts  # the host's own
+    pip_version = subprocess.run([str(python), "-m", "pip", "--version"], capture_output=True,
+                                 text=True, check=True, env=env).stdout.split()[1]
+    lib = next(c for c in installed.chosen if c.startswith("tflite_edge_lib-"))
+    os_release = platform.freedesktop_os_release()
+    matrix.append(Row(
+        userland=f"the host, {os_release.get('PRETTY_NAME', 'Linux')} (native; CPython built "
+                 "from Debian trixie's python3.13 source, --disable-gil)",
+        python=f"CPython {facts['python']} free-threaded (GIL off)",
+        numpy=f"{facts['numpy']} (PyPI, cp313t)",
+        glibc=facts["glibc"].split()[-1],
+        pip=f"{pip_version} (its ensurepip)",
+        chosen=lib,
+        result=_result(tflite),
+        seconds=f"{pip_seconds:.0f}, {run_seconds:.0f}"))

@@ -138,6 +138,17 @@ def pypy_python() -> tuple[Path | None, str]:
     return _cached_venv(base, "pypy{ver}-numpy", ["numpy"]), ""
 
 
+def free_threaded_python() -> Path:
+    """A free-threaded CPython 3.13 (built once into the cache from Debian's CPython source by
+    edgeforge.smoke.freethreaded: no registry here carries one) with numpy's ``cp313t`` wheel
+    from PyPI, in a venv under the cache, made once."""
+    from edgeforge.log import Logger
+    from edgeforge.smoke.freethreaded import ensure_free_threaded_python
+
+    base = ensure_free_threaded_python(cache_root(), Logger(stream=sys.stderr))
+    return _cached_venv(str(base), "cpython{ver}t-numpy", ["numpy"])
+
+
 def run_check(python: Path | str, check: str, args: list[str], library: str,
               timeout: float = 600) -> dict[str, Any]:
     """Run one runtime_checks.py check under ``python``; its JSON result. A crash (signal)

@@ -1,9 +1,10 @@
 """Threads: one Interpreter used from several threads runs one call at a time (its lock);
 different Interpreters run in parallel (ctypes releases the GIL around every C call).
 
-Run under this pytest's CPython and under PyPy (both have a GIL). No registry reachable here
-carries a free-threaded CPython (Debian bookworm, trixie and sid have no python3.13-nogil or
-python3.14t package; PyPI has no CPython), so none runs these: docs/runtime.md says so.
+Run under this pytest's CPython, under PyPy (both have a GIL) and under a free-threaded
+CPython 3.13 (``python3.13t``, the GIL off), which no registry reachable here carries as a
+binary: edgeforge.smoke.freethreaded builds it once into the cache from the CPython source in
+Debian's archive (``--disable-gil``), numpy is PyPI's ``cp313t`` wheel.
 The checks run in runtime_checks.py as subprocesses (a crash is a failure, not a dead pytest).
 """
 
@@ -26,23 +27,36 @@ RUNS = 12
 LOAD_LIMIT = 1.5
 
 
-@pytest.fixture(scope="module", params=("cpython", "pypy"))
+@pytest.fixture(scope="module", params=("cpython", "pypy", "free-threaded"))
 def python(request: pytest.FixtureRequest, library: str) -> Path | str:
     if request.param == "cpython":
         return sys.executable
+    if request.param == "free-threaded":
+        return rt_support.free_threaded_python()
     path, reason = rt_support.pypy_python()
     if path is None:
         skip_or_fail(reason)
     return path
 
 
+def _check_gil(request: pytest.FixtureRequest, r: dict[str, object]) -> None:
+    """The free-threaded build ran with the GIL off to the end (an extension that does not
+    declare itself free-threading-safe turns it back on at import); the others with it on."""
+    free_threaded = request.node.callspec.params["python"] == "free-threaded"
+    assert r["gil"] is not free_threaded, (
+        f"{r['implementation']} {r['version']}: GIL {'on' if r['gil'] else 'off'}")
+
+
 def test_two_interpreters_run_in_parallel(python: Path | str, library: str,
-                                          mediapipe: dict[str, Path]) -> None:
+                                          mediapipe: dict[str, Path],
+                                          request: pytest.FixtureRequest) -> None:
     if (os.cpu_count() or 1) < 2:
         pytest.skip("needs 2 cores to run two invokes at once")
     load = os.getloadavg()[0]
     r = rt_support.run_check(python, "parallel", [str(mediapipe[MODEL]), str(RUNS)], library)
-    print(f"{r['implementation']}: {RUNS} invokes {r['single']:.3f}s; two interpreters "
+    _check_gil(request, r)
+    print(f"{r['implementation']} {r['version']} (GIL {'on' if r['gil'] else 'off'}): {RUNS} "
+          f"invokes {r['single']:.3f}s; two interpreters "
           f"in a row {r['serial']:.3f}s, in two threads {r['parallel']:.3f}s, both threads "
           f"inside invoke() for {r['overlap']:.3f}s; load average before: {load:.2f}")
     assert r["single"] / RUNS > 0.01, "the model is too fast to show parallelism"
@@ -57,10 +71,13 @@ def test_two_interpreters_run_in_parallel(python: Path | str, library: str,
 
 
 def test_one_interpreter_serializes_calls_from_threads(python: Path | str, library: str,
-                                                       mediapipe: dict[str, Path]) -> None:
+                                                       mediapipe: dict[str, Path],
+                                                       request: pytest.FixtureRequest) -> None:
     r = rt_support.run_check(python, "one_interpreter", [str(mediapipe[MODEL]), str(RUNS)],
                              library)
-    print(f"{r['implementation']}: {RUNS} invokes {r['single']:.3f}s; the same from two "
+    _check_gil(request, r)
+    print(f"{r['implementation']} {r['version']} (GIL {'on' if r['gil'] else 'off'}): {RUNS} "
+          f"invokes {r['single']:.3f}s; the same from two "
           f"threads on one interpreter {r['two_threads']:.3f}s, C calls overlapping for "
           f"{r['overlap']:.6f}s")
     # Serialized: no two C invokes on the interpreter ever ran at once (without the lock

@@ -168,19 +168,45 @@ def install_with_root_pip(root: DebianRoot, toolchain: Toolchain, requirements: 
     python = python or (None if root.python is None else str(root.python))
     if python is None:
         raise SmokeError(f"{root.path.name} has no Python to run pip with")
-    if not requirements:
-        raise SmokeError("install_with_root_pip needs at least one requirement")
-    argv = [python, "-m", "pip", "install", "--no-index", "--find-links", str(find_links),
-            "--prefix", str(prefix), "--no-cache-dir", "--disable-pip-version-check",
-            "--no-warn-script-location", "--no-compile", *requirements]
+    argv = _own_pip_argv(python, requirements, find_links, prefix)
     proc = run_in_root(root, toolchain, argv, env={"PIP_CONFIG_FILE": os.devnull},
                        timeout=timeout)
+    return _own_pip_result(proc, f"{python} -m pip in {root.path.name}", requirements,
+                           find_links, prefix)
+
+
+def install_with_own_pip(python: Path, requirements: Sequence[str], find_links: Path,
+                         prefix: Path, *, timeout: float = 900.0) -> RootInstall:
+    """The same install by a host interpreter that is no Debian root's (the free-threaded
+    CPython built into the cache): its own pip and tag logic, offline, a clean environment."""
+    argv = _own_pip_argv(str(python), requirements, find_links, prefix)
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONNOUSERSITE": "1",
+           "PIP_CONFIG_FILE": os.devnull}
+    try:
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise SmokeError(f"{python} -m pip did not finish in {timeout:.0f}s") from exc
+    return _own_pip_result(proc, f"{python} -m pip", requirements, find_links, prefix)
+
+
+def _own_pip_argv(python: str, requirements: Sequence[str], find_links: Path,
+                  prefix: Path) -> list[str]:
+    if not requirements:
+        raise SmokeError("an install with the userland's own pip needs a requirement")
+    return [python, "-m", "pip", "install", "--no-index", "--find-links", str(find_links),
+            "--prefix", str(prefix), "--no-cache-dir", "--disable-pip-version-check",
+            "--no-warn-script-location", "--no-compile", *requirements]
+
+
+def _own_pip_result(proc: subprocess.CompletedProcess[str], who: str,
+                    requirements: Sequence[str], find_links: Path, prefix: Path) -> RootInstall:
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-20:])
         raise SmokeError(
-            f"{python} -m pip in {root.path.name} could not install {' '.join(requirements)} "
-            f"from {find_links} (exit {proc.returncode}):\n{tail}\n"
+            f"{who} could not install {' '.join(requirements)} from {find_links} (exit "
+            f"{proc.returncode}):\n{tail}\n"
             "pip accepts only wheels whose tags its interpreter supports: check the wheel "
             "directory holds one for this userland (its machine, glibc and Python).")
     site_dirs = sorted({d.parent for d in Path(prefix).rglob("*.dist-info") if d.is_dir()})
