@@ -1010,7 +1010,9 @@ class Interpreter:
 
     def invoke(self) -> None:
         # The hot path (issue 11): the lock's two list operations inline (tflite_edge._lock),
-        # one test for the rare states, one ctypes call.
+        # one test for the rare states, one ctypes call. The lock is written out in the three
+        # hot paths (invoke, set_tensor, get_tensor) on purpose: a helper or `with` would
+        # add a Python call to each, about what the inline lock saves (docs/benchmarks.md 3b).
         handle = self._handle
         lock = self._lock
         try:
