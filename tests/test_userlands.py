@@ -1,12 +1,12 @@
 """One wheel for every Python, proven with each userland's own installer.
 
-Each row is a Debian userland unpacked from Debian's own packages (edgeforge.smoke.roots; no
-docker): its interpreter and its pip (Debian's python3-pip of the same suite) install
-``tflite-edge`` offline from one local wheel directory that holds the pure wheel and the
-``tflite-edge-lib`` wheels of several platforms. No ``--platform``: the interpreter's own tag
-logic (its glibc, machine and implementation) must choose our wheel. Then the recipe's smoke
-script runs a real mediapipe model (face_detection_short_range, XNNPACK and the reference
-kernels) in that userland, and its outputs must match the host's.
+Each row but the free-threaded one (below) is a Debian userland unpacked from Debian's own
+packages (edgeforge.smoke.roots; no docker): its interpreter and its pip (Debian's python3-pip
+of the same suite) install ``tflite-edge`` offline from one local wheel directory that holds
+the pure wheel and the ``tflite-edge-lib`` wheels of several platforms. No ``--platform``: the
+interpreter's own tag logic (its glibc, machine and implementation) must choose our wheel. Then
+the recipe's smoke script runs a real mediapipe model (face_detection_short_range, XNNPACK and
+the reference kernels) in that userland, and its outputs must match the host's.
 
 Rows: CPython 3.9 / glibc 2.31 / numpy 1.19 / pip 20.3 (bullseye), 3.11 (bookworm), 3.13 with
 numpy 2 (trixie), PyPy 3.11 (trixie's ``pypy3``; Debian has no numpy for PyPy, so numpy comes
