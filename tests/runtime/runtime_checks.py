@@ -1,6 +1,7 @@
 """Lifetime and thread checks of tflite_edge, run as a subprocess under each Python
-implementation the tests have (CPython, PyPy): a crash is a failed check, not a dead
-pytest. Standalone on purpose (numpy and tflite_edge only, no pytest).
+implementation the tests have (CPython, PyPy, the free-threaded CPython): a crash is a
+failed check, not a dead pytest. Standalone on purpose (numpy and tflite_edge only, no
+pytest).
 
 Usage: python runtime_checks.py CHECK ARG... -> prints one JSON line with the results;
 any failed assertion exits non-zero with its traceback.
@@ -257,6 +258,60 @@ def one_interpreter(model_path: str, runs: str) -> dict[str, Any]:
             "overlap": _overlap(*spans)}
 
 
+def call_lock(rounds: str) -> dict[str, Any]:
+    """The interpreter's lock (tflite_edge._lock.CallLock) under four threads, each giving up
+    the GIL inside it, half of them through the inline form the hot paths use: no overlap,
+    no waiter left behind, no lost increment."""
+    from tflite_edge._lock import CallLock
+
+    class Counting(CallLock):
+        waits = 0
+
+        def wait(self) -> None:
+            type(self).waits += 1
+            super().wait()
+
+    lock = Counting()
+    state = {"inside": 0, "most": 0, "count": 0}
+    n = int(rounds)
+
+    def work(i: int) -> None:
+        for r in range(n):
+            if r % 2:
+                with lock:
+                    step()
+                continue
+            try:  # the inline form of set_tensor/get_tensor/invoke
+                lock.free.pop()
+            except IndexError:
+                lock.wait()
+            try:
+                step()
+            finally:
+                lock.free.append(True)
+                if lock.waiting:
+                    lock.wake()
+
+    def step() -> None:
+        state["inside"] += 1
+        state["most"] = max(state["most"], state["inside"])
+        time.sleep(0)  # gives up the GIL: the others find the lock taken
+        state["count"] += 1
+        state["inside"] -= 1
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a waiter was never woken"
+    assert state["most"] == 1 and state["count"] == 4 * n, state
+    assert Counting.waits > 0, "the threads never contended: the check proved nothing"
+    assert lock.free == [True] and lock.waiting == 0 and not lock.locked()
+    return {"rounds": n, "most": state["most"], "count": state["count"],
+            "waits": Counting.waits}
+
+
 def implementation() -> dict[str, Any]:
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     return {"implementation": platform.python_implementation(),
@@ -265,7 +320,7 @@ def implementation() -> dict[str, Any]:
 
 CHECKS: dict[str, Callable[..., dict[str, Any]]] = {
     "model_bytes": model_bytes, "views": views, "delegate_close": delegate_close,
-    "parallel": parallel, "one_interpreter": one_interpreter,
+    "parallel": parallel, "one_interpreter": one_interpreter, "call_lock": call_lock,
 }
 
 
