@@ -162,6 +162,13 @@ def micro(model: str, repeats: int) -> dict[str, dict[str, float]]:
                         "round": ("s(0, x); s(1, x); i(); g(2)",
                                   {"s": it.set_tensor, "i": it.invoke, "g": it.get_tensor,
                                    "x": x})}
+    # tflite-edge's invoke with the run that releases the GIL, as a model whose invokes take
+    # 10 µs or more gets it (a tiny one like this keeps the GIL: FastPath.probe).
+    released = Edge(model_path=model, num_threads=1)
+    released.allocate_tensors()
+    if released._fast is not None:
+        released._invoke = released._fast.run
+        spaces["gil_released"] = {"invoke": ("f()", {"f": released.invoke})}
     spaces["lock"] = {"CallLock": ("f(lock)", {"f": lock_pair, "lock": CallLock()}),
                       "RLock": ("f(lock)", {"f": rlock_pair, "lock": threading.RLock()}),
                       "with RLock": ("f(lock)", {"f": rlock_with, "lock": threading.RLock()})}
@@ -197,6 +204,9 @@ def _report_micro(python: Path, library: str, repeats: int) -> int:
         ref, edge = best["tflite_runtime"][call], best["tflite_edge"][call]
         print(f"| {call} | {ref:.0f} | {edge:.0f} | {edge / ref:.2f} |")
     print()
+    if "gil_released" in best:
+        print(f"tflite-edge's invoke releasing the GIL (what it does for invokes of 10 µs "
+              f"and more): {best['gil_released']['invoke']:.0f} ns.")
     print(f"Lock taken and given back, in a function: CallLock inline "
           f"{best['lock']['CallLock']:.0f} ns, threading.RLock acquire()/release() "
           f"{best['lock']['RLock']:.0f} ns, `with` on a threading.RLock "

@@ -260,6 +260,33 @@ def test_fast_set_tensor_keeps_every_check(library: str, n: int) -> None:
         np.testing.assert_array_equal(it.get_tensor(0), before)
 
 
+
+def test_invoke_keeps_the_gil_only_for_a_tiny_model(library: str,
+                                                  mediapipe: dict[str, Path]) -> None:
+    """After _shim.PROBES timed invokes, a tiny model's invoke runs holding the GIL (the
+    PyDLL run) and a model of tens of ms releases it (so two interpreters run in parallel:
+    test_runtime_threads.py); allocate_tensors() times them again; results stay right."""
+    from tflite_edge import Interpreter, _library
+
+    if _shim.load_shim(_library.load_library()).shim is None:
+        pytest.fail(f"no usable shim beside {library}")
+    tiny = Interpreter(model_content=rt_models.add_model(4), num_threads=1)
+    big = Interpreter(model_path=str(mediapipe["pose_landmark_full"]), num_threads=1)
+    for it in (tiny, big):
+        it.allocate_tensors()
+        assert it._invoke == it._fast.probe
+        for _ in range(_shim.PROBES):
+            it.invoke()
+    assert tiny._invoke is tiny._fast.run_holding_gil
+    assert big._invoke is big._fast.run
+    x = np.arange(4, dtype=np.float32).reshape(1, 4)
+    tiny.set_tensor(0, x)
+    tiny.invoke()
+    np.testing.assert_array_equal(tiny.get_tensor(1), x + x)
+    tiny.allocate_tensors()
+    assert tiny._invoke == tiny._fast.probe
+
+
 CHECK = SEQUENCE + r"""
 import json, sys
 import numpy as np

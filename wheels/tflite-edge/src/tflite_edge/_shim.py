@@ -26,6 +26,7 @@ import math
 import operator
 import os
 import threading
+import time
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int32, c_size_t, c_void_p
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -37,6 +38,13 @@ ABI_VERSION = 1
 EXCEPTION = 256
 STALE = 0x10000
 MAX_DIMS = 8
+#: Set by FastPath.probe on the run that ends a probe (not a bit the shim returns).
+PROBED = 0x20000
+#: Invokes timed after each bind, and the median (wall time) below which later invokes keep
+#: the GIL: the median, as the first invoke after allocation is slower and another process
+#: can take the CPU in the middle of any one.
+PROBES = 8
+TINY_INVOKE = 10e-6
 
 #: Result kinds (tflite_edge_shim.h) -> the exception pybind11 raises for that C++ type.
 EXCEPTION_TYPES: dict[int, type[Exception]] = {
@@ -119,6 +127,10 @@ class Shim:
             fn.argtypes = argtypes
             setattr(self, name[len("tflite_edge_shim_"):], fn)
         self._cdll = cdll
+        # The same run, called without releasing the GIL (FastPath.probe says when).
+        held = ctypes.PyDLL(path).tflite_edge_shim_run
+        held.restype, held.argtypes = _SIGNATURES["tflite_edge_shim_run"]
+        self.run_holding_gil = held
         for name in HANDED_OVER:
             fn = getattr(api, name)
             address = ctypes.cast(fn, c_void_p).value if isinstance(fn, ctypes._CFuncPtr) \
@@ -279,7 +291,13 @@ class FastPath:
     each (allocate, resize, signature runners) and binds again after a good allocation.
     ``run(session)`` is the shim's invoke of this interpreter; a result other than 0 goes
     to :meth:`settle`. A tensor without memory at bind time gets a binding that never
-    matches, so the run after it reports the bindings stale (the one retry).
+    matches, so the run after it reports the bindings stale (the one retry). After each
+    bind, :meth:`probe` times ``PROBES`` runs and then (the ``PROBED`` bit) says that
+    :meth:`chosen` is to be called from then on: the run that keeps the GIL when their
+    median took less than ``TINY_INVOKE``, else the one that releases it, as every other C
+    call does. Giving the
+    GIL up and taking it back costs about 0.1 µs (bench/bench_invoke.py --micro), a fifth of
+    a tiny model's invoke; another thread waits at most as long as such an invoke.
     Bound are the tensors a plain numpy array stands for: fixed-size types, dense, byte
     size = shape x item size.
     """
@@ -298,6 +316,8 @@ class FastPath:
         self._session = Session(interpreter, None, 0)
         self.session = ctypes.addressof(self._session)
         self.run = shim.run
+        self.run_holding_gil = shim.run_holding_gil
+        self._times: list[float] = []
         self.unbound = False  # some tensor had no memory at the last bind
         self._retrying = False  # the last bind added a binding that never matches
 
@@ -359,6 +379,20 @@ class FastPath:
                  else None, arrays[i]))
             for i in self._inputs if i in arrays)
         self.readable.update((i, a.copy if a.ndim else _scalar(a)) for i, a in arrays.items())
+
+    def start_probe(self) -> None:
+        self._times = []
+
+    def probe(self, session: int) -> int:
+        """``run``, timed; the ``PROBES``-th result carries ``PROBED``."""
+        t0 = time.perf_counter()
+        result = self.run(session)
+        self._times.append(time.perf_counter() - t0)
+        return result | PROBED if len(self._times) >= PROBES else result
+
+    def chosen(self) -> Callable[[int], int]:
+        median = sorted(self._times)[len(self._times) // 2] if self._times else 1.0
+        return self.run_holding_gil if median < TINY_INVOKE else self.run
 
     def settle(self, result: int) -> int:
         """What a run's result other than 0 means: the exception it carries raised, the

@@ -35,7 +35,7 @@ from . import _builtin_ops, _model_checks, _types
 from ._flatbuffer import ModelFormatError, ModelReader, TensorInfo
 from ._library import ENV_VAR, STATUS_NAMES, CApi, ErrorReporterCallback, load_library
 from ._lock import CallLock
-from ._shim import fast_path, guarded_api
+from ._shim import PROBED, STALE, fast_path, guarded_api
 from .delegates import Delegate, DelegateLoadError, load_delegate
 
 __all__ = [
@@ -871,7 +871,7 @@ class Interpreter:
         self._readable: dict[int, Any] = self._fast.readable if self._fast else {}
         if self._fast is not None:
             self._fast.set_io(self._inputs, self._outputs)
-            self._invoke = self._fast.run
+            self._invoke = self._fast.probe
         self._invoke_arg = interp if self._fast is None else self._fast.session
 
     # -- internals -------------------------------------------------------------------
@@ -973,6 +973,7 @@ class Interpreter:
             self._check_grouped_convolutions()
             if self._fast is not None:
                 self._fast.bind()
+                self._probe()
 
     def _check_grouped_convolutions(self) -> None:
         """TFLite 2.14's CONV_2D accepts an input whose channels are a multiple of the
@@ -1032,10 +1033,22 @@ class Interpreter:
             if lock.waiting:
                 lock.wake()
 
+    def _probe(self) -> None:
+        """Time the next invokes again (tflite_edge._shim.FastPath.probe)."""
+        self._invoke = self._fast.probe
+        self._fast.start_probe()
+
     def _invoke_failed(self, status: int) -> None:
-        if self._fast is not None:
-            status = self._fast.settle(status)  # a C++ exception raised, stale bindings
-        self._check(status, "Invoke")
+        fast = self._fast
+        if fast is not None:
+            if status & PROBED:  # the probe is over: keep the GIL for a tiny invoke or not
+                self._invoke = fast.chosen()
+                status &= ~PROBED
+            if status & STALE:
+                self._probe()  # tensors changed shape or moved: so may the invoke's time
+            status = fast.settle(status)  # a C++ exception raised, stale bindings
+        if status:
+            self._check(status, "Invoke")
 
     def _before_invoke(self) -> None:
         handle = self._handle
