@@ -6,6 +6,9 @@ dead pytest) by tflite-edge and, for comparison, by tflite-runtime 2.14.0.
   neither SAME nor VALID (CONV_2D: SIGSEGV through the null data of its size-0 output) and
   a stride or dilation outside [1, 32767] (narrowed into int16 params; DEPTHWISE_CONV_2D's
   stride 65,536 becomes 0: SIGFPE). tflite-edge refuses them in allocate_tensors().
+- Quantized ADD/SUB/SQUARED_DIFFERENCE whose scales give a rescaling multiplier outside
+  (0, 1), e.g. a uint8 tensor without quantization (TFLITE_CHECK: SIGABRT; found with
+  another fuzz seed): refused in allocate_tensors() too.
 - XNNPACK's workspace that cannot be allocated (patches/xnnpack-setup-runtime-memory-status.patch):
   xnn_setup_runtime ignored the failure and ran its kernels on NULL + offset (SIGSEGV);
   patched, invoke() raises RuntimeError.
@@ -24,8 +27,8 @@ import pytest
 import rt_support
 from tflite_writer import Model, Op, Table, Tensor
 
-OP_CONV_2D, OP_DEPTHWISE_CONV_2D, OP_PAD, OP_MEAN = 3, 4, 34, 40
-OPTIONS_CONV_2D, OPTIONS_DEPTHWISE, OPTIONS_PAD, OPTIONS_REDUCER = 1, 2, 22, 27
+OP_ADD, OP_CONV_2D, OP_DEPTHWISE_CONV_2D, OP_PAD, OP_MEAN = 0, 3, 4, 34, 40
+OPTIONS_CONV_2D, OPTIONS_DEPTHWISE, OPTIONS_ADD, OPTIONS_PAD, OPTIONS_REDUCER = 1, 2, 11, 22, 27
 F32 = np.float32
 
 # Loads each model, allocates, feeds zeros (ones for the XNNPACK case), invokes; one JSON
@@ -85,6 +88,13 @@ def _conv(padding: int = 1, stride: tuple[int, int] = (1, 1),
     return Model(tensors, [op], [0], [3]).to_bytes()
 
 
+def _add_uint8(quantized: bool) -> bytes:
+    """y = x + x on uint8 [1,2,2,4], with scale 0.5 or without quantization (scale 0)."""
+    q: dict[str, Any] = {"scales": (0.5,), "zero_points": (0,)} if quantized else {}
+    tensors = [Tensor("x", np.uint8, (1, 2, 2, 4), **q), Tensor("y", np.uint8, (1, 2, 2, 4), **q)]
+    return Model(tensors, [Op(OP_ADD, [0, 0], [1], OPTIONS_ADD, Table())], [0], [1]).to_bytes()
+
+
 def _pad_mean(rows: int = 1 << 18, channels: int = 256) -> bytes:
     """x [1,8,8,C] -> PAD to [1,rows,8,C] -> MEAN over H,W -> y [1,1,1,C]: both delegated
     to XNNPACK, the padded tensor (2 GiB) lives in XNNPACK's workspace only."""
@@ -107,6 +117,8 @@ CONV_MODELS = {
     "conv_dilation_-1": _conv(dilation=(1, -1)),
     "depthwise_stride_65536": _conv(stride=(65536, 1), depthwise=True),
     "depthwise_padding_5": _conv(padding=5, depthwise=True),
+    "add_uint8_ok": _add_uint8(quantized=True),
+    "add_uint8_unquantized": _add_uint8(quantized=False),
 }
 CONV_REFUSED = {
     "conv_padding_-1": "(CONV_2D): padding -1 is neither SAME nor VALID",
@@ -114,6 +126,7 @@ CONV_REFUSED = {
     "conv_dilation_-1": "(CONV_2D): dilation_h_factor -1 is outside [1, 32767]",
     "depthwise_stride_65536": "(DEPTHWISE_CONV_2D): stride_w 65536 is outside [1, 32767]",
     "depthwise_padding_5": "(DEPTHWISE_CONV_2D): padding 5 is neither SAME nor VALID",
+    "add_uint8_unquantized": "(ADD): quantized tensor 0 has scale 0.0, not a positive number",
 }
 
 
@@ -139,10 +152,10 @@ def _run(python: str | Path, runtime: str, models: dict[str, bytes], work: Path,
     return out, proc.returncode
 
 
-def test_bad_convolution_options_are_refused(library: str, tmp_path: Path) -> None:
-    """Each bad option raises RuntimeError in allocate_tensors() naming the node and the
-    option; the same models with valid options run, with XNNPACK and with TFLite's own
-    kernels."""
+def test_bad_kernel_params_are_refused(library: str, tmp_path: Path) -> None:
+    """Each bad option or scale raises RuntimeError in allocate_tensors() naming the node
+    and what is wrong; the same models with valid ones run, with XNNPACK and with TFLite's
+    own kernels."""
     for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
         results, code = _run(sys.executable, "tflite_edge", CONV_MODELS, tmp_path, resolver,
                              library=library)
@@ -156,12 +169,13 @@ def test_bad_convolution_options_are_refused(library: str, tmp_path: Path) -> No
                 assert result["stage"] == "ran", (resolver, name, result)
 
 
-def test_bad_convolution_options_crash_tflite_runtime(reference_python: Path,
-                                                      tmp_path: Path) -> None:
+def test_bad_kernel_params_crash_tflite_runtime(reference_python: Path,
+                                               tmp_path: Path) -> None:
     """What tflite-runtime 2.14.0 makes of the same models, one process per model: its
-    CONV_2D kernel dies on padding -1 (SIGSEGV) and, without XNNPACK, its DEPTHWISE_CONV_2D
-    kernel on stride 65,536 (SIGFPE); XNNPACK takes the depthwise node and runs it. The
-    others run, the kernels reading their bad options as they are (docs/runtime.md)."""
+    CONV_2D kernel dies on padding -1 (SIGSEGV), without XNNPACK its DEPTHWISE_CONV_2D
+    kernel on stride 65,536 (SIGFPE; XNNPACK takes the depthwise node and runs it), its
+    quantized ADD on a uint8 tensor without quantization (SIGABRT). The other convolutions
+    run, the kernels reading their bad options as they are (docs/runtime.md)."""
     outcome = {}
     for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
         for name in CONV_REFUSED:
@@ -173,6 +187,8 @@ def test_bad_convolution_options_crash_tflite_runtime(reference_python: Path,
     assert outcome["BUILTIN_WITHOUT_DEFAULT_DELEGATES", "depthwise_stride_65536"] == 8, \
         outcome  # SIGFPE
     assert outcome["AUTO", "depthwise_stride_65536"] == "ran", outcome
+    for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):  # TFLITE_CHECK: abort()
+        assert outcome[resolver, "add_uint8_unquantized"] == 6, outcome  # SIGABRT
     for resolver in ("AUTO", "BUILTIN_WITHOUT_DEFAULT_DELEGATES"):
         for name in ("conv_no_options", "conv_dilation_-1", "depthwise_padding_5"):
             assert outcome[resolver, name] == "ran", outcome

@@ -16,16 +16,17 @@ tflite-edge's shim (libtflite_edge_shim.so beside the library) turns C++ excepti
 through the C API (std::bad_alloc in the arena, ...) into the Python exceptions
 tflite_runtime raises; tflite-edge's own checks refuse (RuntimeError) or run without
 XNNPACK the graphs TFLite's kernels or the XNNPACK delegate do not survive (interpreter.py:
-_missing_tensor, _xnnpack_unsafe; _model_checks.py: convolution options the kernels use
-unchecked); recipes/patches/xnnpack-setup-runtime-memory-status.patch makes XNNPACK report
-a workspace it cannot allocate instead of running into it. Measured on 20,000 cases (seed
-20231014, 184-267 s with 2 workers on a shared machine, load 3-7): 0 crashes. Before the
-last two fixes, 4 run-stage crashes: XNNPACK's unallocated workspace (cases 743 and 3072,
-a PAD's padding grown to 32,768/65,535 by the mutation; 743 only under the workers'
-RLIMIT_AS), CONV_2D padding -1 (5246), DEPTHWISE_CONV_2D stride 2^20 narrowed to 0 (8230);
-tests/runtime/test_model_checks.py has each class on a small model. Before the shim and the
-checks, the same cases crashed 22 times in the first 2,000. Workers run under a 6 GiB
-RLIMIT_AS.
+_missing_tensor, _xnnpack_unsafe; _model_checks.py: convolution options and quantized
+scales the kernels use unchecked); recipes/patches/xnnpack-setup-runtime-memory-status.patch
+makes XNNPACK report a workspace it cannot allocate instead of running into it. Measured on
+20,000 cases (seed 20231014, 184-308 s with 2 workers on a shared machine, load 3-7):
+0 crashes. Before the last two fixes, 4 run-stage crashes: XNNPACK's unallocated workspace
+(cases 743 and 3072, a PAD's padding grown to 32,768/65,535 by the mutation; 743 only under
+the workers' RLIMIT_AS), CONV_2D padding -1 (5246), DEPTHWISE_CONV_2D stride 2^20 narrowed
+to 0 (8230); tests/runtime/test_model_checks.py has each class on a small model. Another seed
+(20261201) found one more, a quantized ADD without scales (SIGABRT), now refused too.
+Before the shim and the checks, the same cases crashed 22 times in the first 2,000.
+Workers run under a 6 GiB RLIMIT_AS.
 """
 
 from __future__ import annotations
