@@ -287,6 +287,31 @@ def test_invoke_keeps_the_gil_only_for_a_tiny_model(library: str,
     assert tiny._invoke == tiny._fast.probe
 
 
+
+def test_shim_loads_under_pypy(library: str) -> None:
+    """PyPy's ctypes has no PyDLL (the GIL-keeping run): the shim still loads there and every
+    invoke releases the GIL (it once failed to load, silently leaving PyPy on the plain C
+    API)."""
+    from edgeforge_testing import skip_or_fail
+
+    pypy, reason = rt_support.pypy_python()
+    if pypy is None:
+        skip_or_fail(reason)
+    code = (
+        "import json; import numpy as np\n"
+        "from tflite_edge import Interpreter, _library, _shim\n"
+        "state = _shim.load_shim(_library.load_library())\n"
+        "it = Interpreter(model_content=bytes.fromhex(MODEL), num_threads=1)\n"
+        "it.allocate_tensors()\n"
+        "for _ in range(_shim.PROBES): it.invoke()\n"
+        "print(json.dumps([state.problem, it._invoke is it._fast.run]))\n"
+    ).replace("MODEL", repr(rt_models.add_model(4).hex()))
+    proc = subprocess.run([str(pypy), "-c", code], capture_output=True, text=True,
+                          env=rt_support.runtime_env(library), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [None, True]
+
+
 CHECK = SEQUENCE + r"""
 import json, sys
 import numpy as np

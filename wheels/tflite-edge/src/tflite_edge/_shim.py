@@ -127,10 +127,14 @@ class Shim:
             fn.argtypes = argtypes
             setattr(self, name[len("tflite_edge_shim_"):], fn)
         self._cdll = cdll
-        # The same run, called without releasing the GIL (FastPath.probe says when).
-        held = ctypes.PyDLL(path).tflite_edge_shim_run
-        held.restype, held.argtypes = _SIGNATURES["tflite_edge_shim_run"]
-        self.run_holding_gil = held
+        # The same run, called without releasing the GIL (FastPath.probe says when). PyPy's
+        # ctypes has no PyDLL: there every run releases it.
+        self.run_holding_gil = self.run
+        pydll = getattr(ctypes, "PyDLL", None)
+        if pydll is not None:
+            held = pydll(path).tflite_edge_shim_run
+            held.restype, held.argtypes = _SIGNATURES["tflite_edge_shim_run"]
+            self.run_holding_gil = held
         for name in HANDED_OVER:
             fn = getattr(api, name)
             address = ctypes.cast(fn, c_void_p).value if isinstance(fn, ctypes._CFuncPtr) \
