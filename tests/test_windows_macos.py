@@ -108,7 +108,10 @@ def built(fixture_recipe: Path, edgeforge_cache: Path,
     if shutil.which("wine64") is None and not Path("/usr/lib/wine/wine64").is_file():
         pytest.fail("wine64 is missing: ci/setup.sh installs it (apt-get install wine64)")
     dist = tmp_path_factory.mktemp("dist")
-    args = ["build", str(fixture_recipe), "--dist", str(dist)]
+    # A work directory of its own: an older build directory keeps the linker flags CMake
+    # cached at its first configure (formats.toml's link-flags come through *_INIT)
+    work = tmp_path_factory.mktemp("work")
+    args = ["build", str(fixture_recipe), "--dist", str(dist), "--work-dir", str(work)]
     for target in BUILT:
         args += ["--target", target]
     proc = run_edgeforge(*args, cache=edgeforge_cache)
@@ -176,6 +179,8 @@ def test_macos_dylib_minos_libsystem_and_exports(built: tuple[Path, str]) -> Non
     assert dylib.minos == (11, 0, 0)
     assert dylib.needed == ("/usr/lib/libSystem.B.dylib",)
     assert dylib.install_name == "@rpath/libedgemath.dylib"
+    with zipfile.ZipFile(wheel) as zf:  # no debug map naming build-directory objects (-Wl,-S)
+        assert b"CMakeFiles" not in zf.read("edgemath/lib/libedgemath.dylib")
     api = [s for s in dylib.exports if s.startswith("edgemath_")]
     assert len(api) == 8
     report = audit_wheel(wheel, toolchain, exports=("edgemath_*",))

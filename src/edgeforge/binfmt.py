@@ -51,6 +51,7 @@ class BinaryFormat:
     runtime_exports: tuple[str, ...] = ()
     archs: dict[str, FormatArch] = field(default_factory=dict)
     executable_suffix: str = ""
+    link_flags: tuple[str, ...] = ()  # for every link of the format (CMake's *_LINKER_FLAGS)
     rpath: bool = False  # a program can record where its libraries are (-Wl,-rpath)
     import_libraries: bool = False  # programs link against import libraries, not the DLL
 
@@ -149,6 +150,7 @@ def _format(key: str, t: tomlfile.Table) -> BinaryFormat:
         runtime_exports=tuple(t.str_list("runtime-exports")),
         archs=archs,
         executable_suffix=t.str("executable-suffix", ""),
+        link_flags=tuple(t.str_list("link-flags")),
         rpath=t.bool("rpath"),
         import_libraries=t.bool("import-libraries"),
     )

@@ -237,13 +237,16 @@ def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path)
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)",
     ]
+    link_flags = list(toolchain.binary_format.link_flags)  # formats.toml: e.g. Mach-O's -S
     if gcc_static:
         # A library that exports only a C API carries its C++ runtime: no GLIBCXX floor. The
         # unwinder stays shared (libgcc_s.so.1, on every manylinux whitelist): with a static
         # copy in each of two libraries (TFLite and tflite-edge's shim), an exception crossing
         # them makes one copy's personality routine drive the other's unwind context and abort.
-        lines += ['set(CMAKE_SHARED_LINKER_FLAGS_INIT "-static-libstdc++")',
-                  'set(CMAKE_EXE_LINKER_FLAGS_INIT "-static-libstdc++")']
+        link_flags.append("-static-libstdc++")
+    if link_flags:
+        lines += [f'set(CMAKE_SHARED_LINKER_FLAGS_INIT "{" ".join(link_flags)}")',
+                  f'set(CMAKE_EXE_LINKER_FLAGS_INIT "{" ".join(link_flags)}")']
     if compilers.launcher:
         lines += [f'set(CMAKE_C_COMPILER_LAUNCHER "{compilers.launcher}")',
                   f'set(CMAKE_CXX_COMPILER_LAUNCHER "{compilers.launcher}")']
