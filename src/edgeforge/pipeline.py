@@ -46,6 +46,7 @@ from .recipe import Recipe
 from .smoke.check import SmokeResult, require_runner, run_smoke
 from .stage import stage
 from .toolchain import Toolchain
+from .treehash import tree_hash
 from .wheel import WheelSpec, write_wheel
 
 
@@ -211,11 +212,15 @@ def _remove_leftovers(work: Path, logger: Logger) -> None:
 
 
 def _inputs(recipe: Recipe, trees: dict[str, Path]) -> dict[str, str]:
-    """What a finished wheel was built from: the recipe file and the source trees (their
-    directory names are derived from their content); smoke-only data is not an input."""
+    """What a finished wheel was built from: the recipe file, the files beside it in the
+    folder of its name (recipes/tflite/: the shim, CMake additions) and the source trees
+    (their directory names are derived from their content); smoke-only data is not an input."""
     smoke_only = {s.name for s in recipe.sources if s.smoke_only}
-    return {"recipe": sha256_file(recipe.path),
-            **{k: str(v) for k, v in sorted(trees.items()) if k not in smoke_only}}
+    inputs = {"recipe": sha256_file(recipe.path)}
+    companion = recipe.path.with_suffix("")
+    if companion.is_dir():
+        inputs["recipe-files"] = tree_hash(companion)
+    return {**inputs, **{k: str(v) for k, v in sorted(trees.items()) if k not in smoke_only}}
 
 
 def complete_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,

@@ -69,12 +69,12 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     link_flags = [expand(f) for f in spec.link_flags]
     if spec.version_script:
         link_flags.append(f"-Wl,--version-script={expand(spec.version_script)}")
-    if c_flags:
-        defines["CMAKE_C_FLAGS"] = " ".join(c_flags)
-    if cxx_flags:
-        defines["CMAKE_CXX_FLAGS"] = " ".join(cxx_flags)
-    if link_flags:
-        defines["CMAKE_SHARED_LINKER_FLAGS"] = " ".join(link_flags)
+    # The recipe's flags go after what a define of the same variable says (an arch-define's
+    # CMAKE_CXX_FLAGS for one target): both apply.
+    for variable, flags in (("CMAKE_C_FLAGS", c_flags), ("CMAKE_CXX_FLAGS", cxx_flags),
+                            ("CMAKE_SHARED_LINKER_FLAGS", link_flags)):
+        if flags:
+            defines[variable] = " ".join([*defines.get(variable, "").split(), *flags])
 
     env = dict(compilers.env)
     # Paths inside this work directory (the build tree, generated headers) become relative;
