@@ -11,6 +11,7 @@ the platform, picks these wheels from a directory of them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from edgeforge.audit import audit_wheel
 from edgeforge.audit_native import analyze_wheel, read_wheel_binaries
 from edgeforge.builders.compilers import zig_executable
 from edgeforge.errors import AuditError, ConfigError
+from edgeforge.pipeline import Expander
+from edgeforge.recipe import resolve_recipe
 from edgeforge.release_manifest import build_record
 from edgeforge.toolchain import load_toolchain, resolve_target
 from edgeforge.wheel import WheelSpec, write_wheel
@@ -97,6 +100,31 @@ def test_an_unknown_cmake_system_is_one_clear_error(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match=r"cmake.system-name.*no binary format.*Haiku"):
         load_toolchain(path)
+
+
+RUNTIME_SOURCES = [Path(__file__).resolve().parents[1] / "wheels" / d / "src"
+                   for d in ("tflite-edge", "tflite-edge-lib")]
+PLATFORMS = {"windows-x86_64": "win32", "windows-arm64": "win32", "macos-arm64": "darwin",
+             "macos-x86_64": "darwin", "linux-x86_64": "linux"}
+
+
+@pytest.mark.parametrize("target", PLATFORMS)
+def test_runtime_looks_for_the_file_names_the_recipe_stages(target: str) -> None:
+    """What tflite-edge-lib and tflite-edge's shim look for on the platform a target's wheel
+    installs on (sys.platform as Python there says it) is what the tflite recipe stages."""
+    recipe = resolve_recipe("tflite")
+    expand = Expander(recipe, resolve_target(target), {}, Path("/build"))
+    library, shim = (Path(expand(s.src)).name for s in recipe.stage
+                     if s.src.startswith("{build}"))
+    probe = (f"import sys; sys.platform = {PLATFORMS[target]!r}\n"
+             "import tflite_edge_lib, tflite_edge._shim as shim\n"
+             "print(shim.SHIM_NAME, *tflite_edge_lib.LIBRARY_NAMES)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=False, env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              str(p) for p in RUNTIME_SOURCES)})
+    assert proc.returncode == 0, proc.stderr
+    shim_name, *library_names = proc.stdout.split()
+    assert (shim_name, library in library_names) == (shim, True), (proc.stdout, library, shim)
 
 
 # --- the fixture through the whole pipeline --------------------------------------------------

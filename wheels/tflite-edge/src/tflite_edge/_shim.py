@@ -25,6 +25,7 @@ import functools
 import math
 import operator
 import os
+import sys
 import threading
 import time
 from ctypes import POINTER, Structure, c_char_p, c_int, c_int32, c_size_t, c_void_p
@@ -33,7 +34,13 @@ from typing import Any, Callable
 
 from ._library import CApi, ErrorReporterCallback, LoadedLibrary
 
-SHIM_NAME = "libtflite_edge_shim.so"
+# The name the tflite recipe stages it under ({shared-library:tflite_edge_shim}) per platform
+if sys.platform == "win32":
+    SHIM_NAME = "libtflite_edge_shim.dll"
+elif sys.platform == "darwin":
+    SHIM_NAME = "libtflite_edge_shim.dylib"
+else:
+    SHIM_NAME = "libtflite_edge_shim.so"
 ABI_VERSION = 1
 EXCEPTION = 256
 STALE = 0x10000
