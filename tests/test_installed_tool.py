@@ -23,7 +23,8 @@ from install_support import build_edgeforge_wheel, make_venv, pip, pip_env, run,
 from edgeforge.toolchain import TOOLCHAINS_DIR
 
 SHIPPED_TARGETS = ["linux-aarch64", "linux-armv6l", "linux-armv7l", "linux-riscv64",
-                   "linux-x86_64", "musllinux-aarch64", "musllinux-x86_64"]
+                   "linux-x86_64", "macos-arm64", "macos-x86_64", "musllinux-aarch64",
+                   "musllinux-x86_64", "windows-arm64", "windows-x86_64"]
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_installed_tool_runs_from_the_venv(tool: Path, empty: Path) -> None:
     assert Path(proc.stdout.strip()).is_relative_to(tool.parents[1]), proc.stdout
 
 
-def test_installed_tool_lists_the_seven_shipped_targets(tool: Path, empty: Path) -> None:
+def test_installed_tool_lists_the_shipped_targets(tool: Path, empty: Path) -> None:
     proc = edgeforge(tool, "targets", cwd=empty)
     assert listed_targets(proc.stdout) == SHIPPED_TARGETS
     assert list(empty.iterdir()) == []  # nothing written where it ran
