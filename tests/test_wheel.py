@@ -29,6 +29,7 @@ from edgeforge.wheel import (
     resolve_source_date_epoch,
     write_wheel,
 )
+from edgeforge.zipwriter import ZipWriter
 
 AARCH64 = ("manylinux_2_17_aarch64", "manylinux2014_aarch64")
 X86_64 = ("manylinux_2_17_x86_64", "manylinux2014_x86_64")
@@ -272,7 +273,7 @@ def test_failure_midway_leaves_nothing_and_keeps_the_old_wheel(tmp_path, payload
     edited = tmp_path / "edited.py"
     edited.write_text("VALUE = 43\n")
     changed["demo_pkg/__init__.py"] = edited
-    monkeypatch.setattr(zipfile.ZipFile, "writestr", _fail_on_second_call(zipfile.ZipFile.writestr))
+    monkeypatch.setattr(ZipWriter, "add", _fail_on_second_call(ZipWriter.add))
     with pytest.raises(OSError, match="No space left"):
         write_wheel(spec(), changed, out)
     assert sorted(p.name for p in out.iterdir()) == [old.name]

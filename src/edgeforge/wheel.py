@@ -34,11 +34,10 @@ from packaging.version import InvalidVersion, Version
 from . import __version__
 from .errors import ConfigError
 from .fsutil import atomic_path
+from .zipwriter import ZipWriter
 
 DEFAULT_SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest date a zip can hold
 _MAX_ZIP_EPOCH = 4354819199  # 2107-12-31T23:59:59Z, the latest
-COMPRESSION = zipfile.ZIP_DEFLATED
-COMPRESS_LEVEL = 9
 _NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$", re.ASCII)  # PEP 508
 _TAG_RE = re.compile(r"^[a-z0-9_]+$")
 _GROUP_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -322,14 +321,6 @@ def _read_input(arcname: str, path: Path) -> _Entry:
     return _Entry(arcname, data, mode)
 
 
-def _zipinfo(arcname: str, mode: int, date_time: tuple[int, ...]) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(arcname, date_time=date_time)
-    info.create_system = 3  # Unix: external_attr carries the permission bits
-    info.external_attr = (stat.S_IFREG | mode) << 16
-    info.compress_type = COMPRESSION
-    return info
-
-
 def _plan(spec: WheelSpec, files: Mapping[str, Path],
           license_files: Mapping[str, Path]) -> list[_Entry]:
     """Every entry but RECORD, in archive order: payload sorted, then the .dist-info files."""
@@ -394,11 +385,11 @@ def write_wheel(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / spec.filename
-    with (atomic_path(final, durable=True) as tmp, tmp.open("wb") as raw,
-          zipfile.ZipFile(raw, "w", compression=COMPRESSION, compresslevel=COMPRESS_LEVEL) as zf):
+    with atomic_path(final, durable=True) as tmp, tmp.open("wb") as raw:
+        writer = ZipWriter(raw, date_time)
         for entry in [*entries, record]:
-            zf.writestr(_zipinfo(entry.arcname, entry.mode, date_time), entry.data,
-                        compress_type=COMPRESSION, compresslevel=COMPRESS_LEVEL)
+            writer.add(entry.arcname, entry.data, entry.mode)
+        writer.close()
     return final
 
 
