@@ -323,7 +323,8 @@ def _read_input(arcname: str, path: Path) -> _Entry:
 
 
 def _zipinfo(arcname: str, mode: int, date_time: tuple[int, ...]) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(arcname, date_time=date_time)
+    year, month, day, hour, minute, second = date_time[:6]  # ZipInfo takes exactly six
+    info = zipfile.ZipInfo(arcname, date_time=(year, month, day, hour, minute, second))
     info.create_system = 3  # Unix: external_attr carries the permission bits
     info.external_attr = (stat.S_IFREG | mode) << 16
     info.compress_type = COMPRESSION
