@@ -39,6 +39,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
 from elftools.elf.segments import InterpSegment
 
 from .archs import ARM_CPU_ARCH_NAMES, arch_info
@@ -171,6 +172,9 @@ def analyze_wheel(wheel: Path, toolchain: Toolchain,
         {lib: tuple(sorted(v, key=_version_key)) for lib, v in sorted(versioned.items())}
     )
     promised = toolchain.wheel_tags[0]
+    external: Collection[str]
+    offending: Collection[str]
+    blacklisted: Collection[str]
     if problems:  # wrong architecture or libc: a policy verdict would mean nothing
         best, external, offending, blacklisted = f"linux_{toolchain.arch}", (), (), ()
     elif toolchain.audit_policy is None:
@@ -233,7 +237,9 @@ def _read_elf(path: str, data: bytes) -> ElfFile:
     needed: list[str] = []
     for section in elf.iter_sections():
         if isinstance(section, DynamicSection):
-            needed.extend(t.needed for t in section.iter_tags() if t.entry.d_tag == "DT_NEEDED")
+            # pyelftools sets a DT_NEEDED tag's .needed with setattr, which its types miss
+            needed.extend(t.needed for t in section.iter_tags()  # type: ignore[attr-defined]
+                          if t.entry.d_tag == "DT_NEEDED")
             break
     return ElfFile(
         path=path,
@@ -264,12 +270,13 @@ def _versioned_imports(elf: ELFFile) -> list[VersionedImport]:
         return []
     by_index: dict[int, tuple[str, str]] = {}
     for need, auxes in verneed.iter_versions():
+        assert need.name is not None  # GNUVerNeedSection names every need (its vn_file)
         for aux in auxes:
             by_index[aux["vna_other"]] = (aux.name, need.name)
     imports: dict[tuple[str, str], VersionedImport] = {}
     named_versions: set[int] = set()
     dynsym = elf.get_section_by_name(".dynsym")
-    if versym is not None and dynsym is not None:
+    if versym is not None and isinstance(dynsym, SymbolTableSection):
         for i, sym in enumerate(dynsym.iter_symbols()):
             if sym["st_shndx"] != "SHN_UNDEF" or not sym.name:
                 continue

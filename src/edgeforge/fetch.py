@@ -35,7 +35,6 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
 
 from . import debian, treehash, xzrange
 from .errors import ChecksumError, ConfigError, FetchError, UnsafeArchiveError
@@ -339,14 +338,14 @@ def _extract_tar(tar: tarfile.TarFile, dest: Path, components: int,
                 raise UnsafeArchiveError(f"hard link {member.name} has no target in the tree")
             links.append((out, str(target), False))
         # devices, fifos and the like are skipped: sources never need them
-    for out, target, symbolic in links:  # links last, so they cannot redirect a file write
+    for out, linked, symbolic in links:  # links last, so they cannot redirect a file write
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.is_symlink() or out.exists():
             out.unlink()
         if symbolic:
-            out.symlink_to(target)
+            out.symlink_to(linked)
         else:
-            shutil.copy2(dest / target, out)
+            shutil.copy2(dest / linked, out)
 
 
 def _extract_zip(archive: Path, dest: Path, components: int,
@@ -397,7 +396,7 @@ def _extract_deb(archive: Path, dest: Path, components: int,
     raise FetchError(f"{archive.name} has no data.tar member")
 
 
-def _decompressed(raw: io.BufferedReader) -> BinaryIO:
+def _decompressed(raw: io.BufferedReader) -> io.BufferedIOBase:
     """The tar stream inside ``raw``, by its magic bytes. Through the compression modules'
     own file objects, which read concatenated streams (pixz, pigz, pbzip2 write them);
     tarfile's ``r|xz`` stops after the first."""

@@ -244,7 +244,7 @@ def _member_range(t: tomlfile.Table, member: str | None, sha: str | None
 
 
 def _tree(t: tomlfile.Table) -> str | None:
-    tree = t.str("tree")
+    tree: str | None = t.str("tree")
     if tree is not None and not treehash.is_tree_pin(tree):
         raise t.error("tree", f"not a tree hash (sha256:<64 lowercase hex>): {tree!r}; "
                       "`edgeforge lock --tree` records it")

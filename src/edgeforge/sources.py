@@ -54,7 +54,8 @@ def _request(url: str, method: str, headers: dict[str, str], timeout: float
              ) -> http.client.HTTPResponse:
     request = urllib.request.Request(url, method=method,
                                      headers={"User-Agent": "edgeforge", **headers})
-    return urllib.request.urlopen(request, timeout=timeout)
+    response: http.client.HTTPResponse = urllib.request.urlopen(request, timeout=timeout)
+    return response
 
 
 def _size_of(headers: email.message.Message, status: int) -> int | None:

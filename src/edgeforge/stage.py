@@ -123,10 +123,10 @@ def _stage_into(recipe: Recipe, expand: Callable[[str], str], stage_dir: Path,
     licenses: dict[str, Path] = {}
     for pattern in recipe.licenses:
         base = Path(expand(pattern.split("/", 1)[0])) if pattern.startswith("{") else None
-        matches = sorted(glob.glob(expand(pattern)))
-        if not matches:
+        found = sorted(glob.glob(expand(pattern)))
+        if not found:
             raise BuildError(f"license file not found: {expand(pattern)} (recipe {recipe.path})")
-        for m in matches:
+        for m in found:
             # `{source:abseil}/LICENSE` lands as licenses/abseil/LICENSE: no name collisions
             name = Path(m).name
             if pattern.startswith("{source:") and base is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sys
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,24 +60,28 @@ class Table:
     def str(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
         return self._get(key, str, default, required)
 
-    def bool(self, key: str, default: bool = False) -> bool:
-        return self._get(key, bool, default, False)
+    # Below here, str, bool, int and float in the class body name these methods, so the
+    # annotations spell out the builtin types.
+    def bool(self, key: builtins.str, default: builtins.bool = False) -> builtins.bool:
+        value: builtins.bool = self._get(key, bool, default, False)
+        return value
 
-    def int(self, key: str, default: int | None = None, *, required: bool = False) -> Any:
+    def int(self, key: builtins.str, default: builtins.int | None = None, *,
+            required: builtins.bool = False) -> Any:
         return self._get(key, int, default, required)
 
-    def float(self, key: str, default: float | None = None) -> Any:
+    def float(self, key: builtins.str, default: builtins.float | None = None) -> Any:
         return self._get(key, float, default, False)
 
-    def str_list(self, key: str, default: list[str] | None = None, *,
-                 required: bool = False) -> list[str]:
+    def str_list(self, key: builtins.str, default: list[builtins.str] | None = None, *,
+                 required: builtins.bool = False) -> list[builtins.str]:
         value = self._get(key, list, default if default is not None else [], required)
         for i, item in enumerate(value):
             if not isinstance(item, str):
                 raise self.error(f"{key}[{i}]", f"expected a string, got {item!r}")
         return list(value)
 
-    def str_map(self, key: str) -> dict[str, str]:
+    def str_map(self, key: builtins.str) -> dict[builtins.str, builtins.str]:
         """A table of string values (numbers and booleans are turned into CMake-style strings)."""
         value = self._get(key, dict, {}, False)
         out: dict[str, str] = {}
@@ -89,11 +94,11 @@ class Table:
                 raise self.error(f"{key}.{k}", f"expected a string, number or boolean, got {v!r}")
         return out
 
-    def table(self, key: str, *, required: bool = False) -> Table:
+    def table(self, key: builtins.str, *, required: builtins.bool = False) -> Table:
         value = self._get(key, dict, {}, required)
         return Table(value, self.path, self._key(key))
 
-    def tables(self, key: str, *, required: bool = False) -> list[Table]:
+    def tables(self, key: builtins.str, *, required: builtins.bool = False) -> list[Table]:
         value = self._get(key, list, [], required)
         if required and not value:
             raise self.error(key, "needs at least one entry")
@@ -104,7 +109,8 @@ class Table:
             out.append(Table(item, self.path, f"{self._key(key)}[{i}]"))
         return out
 
-    def choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> Any:
+    def choice(self, key: builtins.str, choices: tuple[builtins.str, ...],
+               default: builtins.str | None = None) -> Any:
         value = self.str(key, default, required=default is None)
         if value not in choices:
             raise self.error(key, f"must be one of {', '.join(choices)}; got {value!r}")

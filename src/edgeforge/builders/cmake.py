@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +33,8 @@ def _require(tool: str, package: str) -> str:
 
 
 def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, source_dir: Path,
-                work_dir: Path, expand: callable, logger: Logger, jobs: int | None = None
-                ) -> BuildOutput:
+                work_dir: Path, expand: Callable[[str], str], logger: Logger,
+                jobs: int | None = None) -> BuildOutput:
     """Configure and build ``spec`` in ``work_dir/build``; ``expand`` fills placeholders."""
     cmake = _require("cmake", "cmake")
     ninja = _require("ninja", "ninja-build")

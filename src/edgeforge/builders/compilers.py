@@ -36,7 +36,7 @@ class Compilers:
 
 def zig_executable() -> Path:
     try:
-        import ziglang  # type: ignore[import-not-found]
+        import ziglang
     except ImportError:
         raise MissingToolError("zig is missing: pip install ziglang") from None
     return Path(ziglang.__file__).resolve().parent / "zig"

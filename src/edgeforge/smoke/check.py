@@ -64,7 +64,8 @@ def parse_json_output(stdout: str, what: str) -> dict[str, Any]:
         line = line.strip()
         if line.startswith("{"):
             try:
-                return json.loads(line)
+                data: dict[str, Any] = json.loads(line)  # a line starting with {: an object
+                return data
             except json.JSONDecodeError as err:
                 raise SmokeError(f"{what} printed malformed JSON: {err}: {line[:200]}") from None
     raise SmokeError(f"{what} printed no JSON object; its output was:\n{stdout[-2000:]}")

@@ -58,6 +58,8 @@ def ensure_smoke_root(toolchain: Toolchain, cache_dir: Path, logger: Logger, *,
     """The root the toolchain's smoke runs in: a Python root, or musl's loader (``c-driver``)."""
     smoke = toolchain.smoke
     emulator = qemu_command(toolchain)
+    # toolchain.py requires debian-arch for the runners that have a root (python, c-driver)
+    assert smoke.debian_arch is not None, f"{toolchain.name}: no root for {smoke.runner}"
     if smoke.runner == "c-driver":
         return ensure_musl_root(smoke.debian_arch, smoke.debian_suite, cache_dir, logger,
                                 refresh=refresh)

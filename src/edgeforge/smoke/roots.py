@@ -421,7 +421,7 @@ def _build_root(final: Path, debs: Sequence[_Deb], debian_arch: str, suite: str,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    logger.info(f"root {final.name}: {len(debs)} .debs, {marker['download_bytes'] / 1e6:.1f} MB "
+    logger.info(f"root {final.name}: {len(debs)} .debs, {sum(d.size for d in debs) / 1e6:.1f} MB "
                 f"download, {unpacked / 1e6:.0f} MB unpacked, {seconds:.1f}s")
 
 

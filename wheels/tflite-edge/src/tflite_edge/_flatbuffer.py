@@ -106,7 +106,8 @@ class _Table:
         at = self._offset(field_id)
         if not at:
             return 0
-        return at + _unpack("<I", self._buf, at, self._size)
+        offset: int = _unpack("<I", self._buf, at, self._size)
+        return at + offset
 
     def table(self, field_id: int) -> _Table | None:
         at = self._deref(field_id)

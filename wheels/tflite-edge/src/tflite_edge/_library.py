@@ -268,7 +268,7 @@ def _find_vsnprintf() -> Callable[..., int] | None:
         return None
     fn.restype = c_int
     fn.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def _load(candidate: LibraryCandidate) -> LoadedLibrary:

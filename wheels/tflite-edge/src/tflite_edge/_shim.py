@@ -20,6 +20,7 @@ works, but a C++ exception aborts the process; ``doctor`` says which it is.
 
 from __future__ import annotations
 
+import _ctypes
 import ctypes
 import functools
 import math
@@ -144,7 +145,7 @@ class Shim:
             self.run_holding_gil = held
         for name in HANDED_OVER:
             fn = getattr(api, name)
-            address = ctypes.cast(fn, c_void_p).value if isinstance(fn, ctypes._CFuncPtr) \
+            address = ctypes.cast(fn, c_void_p).value if isinstance(fn, _ctypes.CFuncPtr) \
                 else None
             if self.set_function(name.encode("ascii"), address) != 0:
                 raise OSError(f"{path} does not take {name}: it is not tflite-edge's shim "
@@ -326,8 +327,8 @@ class FastPath:
         self._bindings: Any = None
         self._session = Session(interpreter, None, 0)
         self.session = ctypes.addressof(self._session)
-        self.run = shim.run
-        self.run_holding_gil = shim.run_holding_gil
+        self.run: Callable[[int], int] = shim.run
+        self.run_holding_gil: Callable[[int], int] = shim.run_holding_gil
         self._times: list[float] = []
         self.unbound = False  # some tensor had no memory at the last bind
         self._retrying = False  # the last bind added a binding that never matches

@@ -82,7 +82,7 @@ def _entry_points() -> list[Any]:
     eps = metadata.entry_points()
     if hasattr(eps, "select"):  # Python 3.10+
         return list(eps.select(group=ENTRY_POINT_GROUP))
-    return list(eps.get(ENTRY_POINT_GROUP, ()))  # type: ignore[attr-defined]
+    return list(eps.get(ENTRY_POINT_GROUP, ()))
 
 
 def installed_plugins() -> list[PluginInfo]:

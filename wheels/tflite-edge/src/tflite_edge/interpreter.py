@@ -578,8 +578,12 @@ class _TensorAccess:
         if not nbytes:
             out = np.zeros(shape, dtype=dtype)
         else:
+            assert data is not None  # _data raised for a null pointer with bytes
             raw = (ctypes.c_char * nbytes).from_address(data)
-            source = np.frombuffer(raw, dtype=dtype, count=nbytes // itemsize).reshape(shape)
+            # A ctypes array has the buffer protocol; numpy's stubs before Python 3.12 (no
+            # collections.abc.Buffer) take only bytes, bytearray, memoryview, array and mmap.
+            source = np.frombuffer(raw, dtype=dtype,  # type: ignore[call-overload]
+                                   count=nbytes // itemsize).reshape(shape)
             out = source.copy()
             self._remember(self._readers, t, (ttype, data, nbytes, dims, index, subgraph),
                            source)
@@ -925,7 +929,7 @@ class Interpreter:
     def _tensor_ptr(self, index: int) -> int:
         """The ``TfLiteTensor*`` of tensor ``index`` (an int) in subgraph 0 (on every
         set_tensor/get_tensor: kept small)."""
-        ptr = self._get_tensor(self._handle.ptr, index)
+        ptr: int = self._get_tensor(self._handle.ptr, index)
         if not ptr:
             raise ValueError(
                 f"Invalid tensor index {index} exceeds max tensor index {self._num_tensors()}"
@@ -1036,8 +1040,10 @@ class Interpreter:
 
     def _probe(self) -> None:
         """Time the next invokes again (tflite_edge._shim.FastPath.probe)."""
-        self._invoke = self._fast.probe
-        self._fast.start_probe()
+        fast = self._fast
+        assert fast is not None  # called with the fast path only
+        self._invoke = fast.probe
+        fast.start_probe()
 
     def _invoke_failed(self, status: int) -> None:
         fast = self._fast
