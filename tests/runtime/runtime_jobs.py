@@ -80,8 +80,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def bench_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Latency of invoke() (seconds per run) after warm-up, with fixed inputs."""
-    it = Interpreter(model_path=job["model"], num_threads=job.get("num_threads"))
+    """Latency of invoke() (seconds per run) after warm-up, with fixed inputs; on TFLite's own
+    kernels (no XNNPACK) when job["kernels"] is "builtin"."""
+    options = ({"experimental_op_resolver_type":
+                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+               if job.get("kernels") == "builtin" else {})
+    it = Interpreter(model_path=job["model"], num_threads=job.get("num_threads"), **options)
     it.allocate_tensors()
     rng = np.random.default_rng(0)
     for d in it.get_input_details():
