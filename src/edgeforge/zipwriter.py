@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import zopfli.zopfli
+
 from .errors import ConfigError
 
 #: Members at least this large are deflated by zopfli (below it zlib level 9 is as good).
@@ -38,8 +40,6 @@ _DEFLATED = 8
 def deflate(data: bytes) -> bytes:
     """``data`` as a raw deflate stream (zopfli from ``ZOPFLI_MIN_SIZE`` bytes, else zlib -9)."""
     if len(data) >= ZOPFLI_MIN_SIZE:
-        import zopfli.zopfli
-
         # a zlib stream: a 2-byte header (no preset dictionary) and the 4-byte Adler-32 around
         # the raw deflate stream
         return bytes(zopfli.zopfli.compress(data, numiterations=ZOPFLI_ITERATIONS)[2:-4])
