@@ -15,7 +15,7 @@ import pytest
 from edgeforge_testing import FIXTURE_RECIPE, run_edgeforge
 
 from edgeforge.recipe import load_recipe
-from edgeforge.toolchain import TOOLCHAINS_DIR
+from edgeforge.toolchain import TOOLCHAINS_DIR, resolve_target
 
 PIPELINE_TARGETS = {
     "linux-x86_64": "manylinux_2_17_x86_64.manylinux2014_x86_64",
@@ -218,3 +218,39 @@ def test_missing_qemu_is_one_clear_error(fixture_recipe: Path, tmp_path: Path) -
         in proc.stderr
     assert "Traceback" not in proc.stderr
     _nothing_left(tmp_path / "dist", tmp_path / "cache")
+
+
+def test_an_edited_toolchain_file_makes_a_new_wheel_in_a_clean_build_directory(
+        fixture_recipe: Path, edgeforge_cache: Path, tmp_path: Path) -> None:
+    """A board's toolchain file edited in place (same target name, new compiler flags): the
+    next build neither returns the finished wheel of the old flags nor compiles in the build
+    directory CMake configured with them; an unchanged rerun reuses the new wheel."""
+    host = resolve_target(None)
+    if host.name != "linux-x86_64" or host.backend != "zig":
+        pytest.skip(f"edits linux-x86_64's flags; the host is {host.name} ({host.backend})")
+    mine = tmp_path / "toolchains"
+    mine.mkdir()
+    board = mine / host.path.name
+    shutil.copy(host.path, board)
+    work = tmp_path / "work"
+
+    def build(n: int) -> tuple[str, str]:
+        dist = tmp_path / f"dist{n}"
+        proc = run_edgeforge("build", str(fixture_recipe), "--target", host.name, "--no-smoke",
+                             "--dist", str(dist), "--work-dir", str(work),
+                             cache=edgeforge_cache, env={"EDGEFORGE_TOOLCHAIN_PATH": str(mine)})
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        (wheel,) = dist.glob("*.whl")
+        return _sha(wheel), proc.stdout + proc.stderr
+
+    first, _ = build(1)
+    text = board.read_text()
+    assert "\nflags = []\n" in text, text
+    # a flag for the library's own code only (zig's libc++ for the target stays cached)
+    board.write_text(text.replace("\nflags = []\n", '\nflags = ["-fno-inline"]\n'))
+    second, output = build(2)
+    assert ("the toolchain file or compilers changed since the last build: starting a clean "
+            "build directory") in output, output[-3000:]
+    assert second != first  # nothing inlined: another library
+    third, output = build(3)
+    assert third == second and "starting a clean build directory" not in output

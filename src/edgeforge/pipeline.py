@@ -26,6 +26,8 @@ run treats it:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -33,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import fetch
+from . import __version__, fetch
 from .archs import arch_info
 from .audit import AuditReport, audit_wheel
 from .builders.cmake import cmake_build
@@ -47,7 +49,7 @@ from .smoke.check import SmokeResult, require_runner, run_smoke
 from .stage import stage
 from .toolchain import Toolchain
 from .treehash import tree_hash
-from .wheel import WheelSpec, write_wheel
+from .wheel import WheelSpec, resolve_source_date_epoch, write_wheel
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ def build_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
                             source_date_epoch=options.source_date_epoch)
         logger.info(f"wrote {wheel.name} ({wheel.stat().st_size} bytes)")
     atomic_write_text(work / COMPLETE_MARKER, json.dumps(
-        {"wheel": wheel.name, "sha256": sha256_file(wheel), "inputs": _inputs(recipe, trees)},
+        {"wheel": wheel.name, "sha256": sha256_file(wheel),
+         "inputs": _inputs(recipe, toolchain, options, trees)},
         indent=1, sort_keys=True) + "\n")
     return wheel, seconds, compilers
 
@@ -211,12 +214,19 @@ def _remove_leftovers(work: Path, logger: Logger) -> None:
                     path.unlink(missing_ok=True)
 
 
-def _inputs(recipe: Recipe, trees: dict[str, Path]) -> dict[str, str]:
-    """What a finished wheel was built from: the recipe file, the files beside it in the
-    folder of its name (recipes/tflite/: the shim, CMake additions) and the source trees
-    (their directory names are derived from their content); smoke-only data is not an input."""
+def _inputs(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
+            trees: dict[str, Path]) -> dict[str, str]:
+    """What a finished wheel was built from: edgeforge (its version), the target's toolchain
+    (every field but where its file is: a user's edited board file makes a new wheel), the
+    wheel's timestamp, the recipe file, the files beside it in the folder of its name
+    (recipes/tflite/: the shim, CMake additions) and the source trees (their directory names
+    are derived from their content); smoke-only data is not an input."""
     smoke_only = {s.name for s in recipe.sources if s.smoke_only}
-    inputs = {"recipe": sha256_file(recipe.path)}
+    described = repr(dataclasses.replace(toolchain, path=Path(toolchain.path.name)))
+    inputs = {"edgeforge": __version__,
+              "toolchain": hashlib.sha256(described.encode()).hexdigest(),
+              "source-date-epoch": str(resolve_source_date_epoch(options.source_date_epoch)),
+              "recipe": sha256_file(recipe.path)}
     companion = recipe.path.with_suffix("")
     if companion.is_dir():
         inputs["recipe-files"] = tree_hash(companion)
@@ -233,7 +243,7 @@ def complete_wheel(recipe: Recipe, toolchain: Toolchain, options: BuildOptions,
     except (OSError, ValueError):
         return None
     wheel = work / "wheelhouse" / str(marker.get("wheel"))
-    if (marker.get("inputs") != _inputs(recipe, trees) or not wheel.is_file()
+    if (marker.get("inputs") != _inputs(recipe, toolchain, options, trees) or not wheel.is_file()
             or sha256_file(wheel) != marker.get("sha256")):
         return None
     return wheel

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MissingToolError
-from ..fsutil import atomic_write_text
+from ..fsutil import atomic_write_text, sha256_file
 from ..log import Logger
 from ..recipe import CMakeBuild
 from ..toolchain import Toolchain
@@ -40,25 +40,34 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     ninja = _require("ninja", "ninja-build")
     build_dir = work_dir / "build"
     src = source_dir / spec.subdir if spec.subdir else source_dir
-    # A build directory belongs to one source tree: new sources (a patch, a new pin) get a
-    # clean one (CMake refuses to switch; the compiler cache keeps the rebuild cheap). The
-    # marker is written only once a configure finished, and removed before the next one
-    # starts: a configure that was killed half-way (its CMakeCache.txt and compiler checks
-    # half-written) leaves no marker, and the next build starts from a clean directory too.
-    # An interrupted compile keeps its marker: ninja's log knows which outputs are complete,
-    # and ninja removes the outputs of the commands it had to stop.
+    # A build directory belongs to one source tree and one toolchain: new sources (a patch, a
+    # new pin) or a changed toolchain file or compiler wrapper get a clean one (CMake refuses
+    # to switch sources and reads a toolchain file's *_INIT flags only at the first
+    # configure; ninja does not know that a wrapper's flags changed; the compiler cache keeps
+    # the rebuild cheap). The marker is written only once a configure
+    # finished, and removed before the next one starts: a configure that was killed half-way
+    # (its CMakeCache.txt and compiler checks half-written) leaves no marker, and the next
+    # build starts from a clean directory too. An interrupted compile keeps its marker:
+    # ninja's log knows which outputs are complete, and ninja removes the outputs of the
+    # commands it had to stop.
+    toolchain_file = cmake_toolchain_file(toolchain, compilers, work_dir / "toolchain.cmake")
+    configured_from = "".join([f"{src}\n", *(f"{p.name} sha256 {sha256_file(p)}\n" for p in (
+        toolchain_file, compilers.cc, compilers.cxx, compilers.ar, compilers.ranlib))])
     marker = work_dir / "configured-from"
     configured = marker.read_text() if marker.is_file() else None
-    if build_dir.exists() and configured != str(src):
-        why = ("the last configure did not finish" if configured is None
-               else "sources changed since the last build")
+    if build_dir.exists() and configured != configured_from:
+        if configured is None:
+            why = "the last configure did not finish"
+        elif configured.split("\n")[0] != str(src):
+            why = "sources changed since the last build"
+        else:
+            why = "the toolchain file or compilers changed since the last build"
         logger.info(f"{why}: starting a clean build directory")
         shutil.rmtree(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
     log = work_dir / "build.log"
     log.write_text("")
-    toolchain_file = cmake_toolchain_file(toolchain, compilers, work_dir / "toolchain.cmake")
 
     defines = {"CMAKE_BUILD_TYPE": "Release", "CMAKE_TOOLCHAIN_FILE": str(toolchain_file),
                "CMAKE_POSITION_INDEPENDENT_CODE": "ON"}
@@ -88,7 +97,7 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     logger.info(f"configuring {src.relative_to(source_dir.parent)} for {toolchain.name} "
                 f"({compilers.description})")
     configure = run_logged(argv, log_path=log, logger=logger, what="cmake configure", env=env)
-    atomic_write_text(marker, str(src))
+    atomic_write_text(marker, configured_from)
 
     # ninja itself (what `cmake --build` would run): edgeforge's death, even by SIGKILL,
     # reaches it (run_logged), and ninja stops its jobs; a `cmake --build` would leave it be.
