@@ -144,8 +144,10 @@ def test_runtime_looks_for_the_file_names_the_recipe_stages(target: str) -> None
      "-DTFL_COMPILE_LIBRARY -ffunction-sections -fdata-sections"),
     ("windows-arm64", "-Wl,--gc-sections",
      "-DTFL_COMPILE_LIBRARY -ffunction-sections -fdata-sections"),
-    ("macos-arm64", "-Wl,-S -Wl,-dead_strip", "-ffunction-sections -fdata-sections"),
-    ("macos-x86_64", "-Wl,-S -Wl,-dead_strip", "-ffunction-sections -fdata-sections"),
+    ("macos-arm64", "-Wl,-S -Wl,-dead_strip",
+     "-fvisibility=hidden -fvisibility-inlines-hidden -ffunction-sections -fdata-sections"),
+    ("macos-x86_64", "-Wl,-S -Wl,-dead_strip",
+     "-fvisibility=hidden -fvisibility-inlines-hidden -ffunction-sections -fdata-sections"),
 ])
 def test_tflite_link_flags_are_each_formats(target: str, linker: str, cxx: str) -> None:
     """recipes/tflite.toml's format-defines: ELF's --gc-sections/--no-undefined reach no

@@ -3,4 +3,4 @@
 # TFLite's own build, one file each.
 include("${CMAKE_CURRENT_LIST_DIR}/shim/shim.cmake")   # the exception-safe shim library
 include("${CMAKE_CURRENT_LIST_DIR}/unity.cmake")       # build time: a unity build of the kernels
-include("${CMAKE_CURRENT_LIST_DIR}/dll_exports.cmake")  # Windows: the DLL exports the C API only
+include("${CMAKE_CURRENT_LIST_DIR}/exports.cmake")      # Windows, macOS: export the C API only
