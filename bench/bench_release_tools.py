@@ -5,8 +5,9 @@ what happens here when cibuildwheel or bazelisk is asked to do a piece of the jo
   tflite-edge package), then the same as two `--cell` jobs and a `--packages` job (no smoke)
   and a `merge`: wall and CPU seconds of each.
 - cibuildwheel 4.3.5 (PyPI, into a throwaway venv): how many builds it selects for the
-  tflite-edge-lib project by default (`--print-build-identifiers`), and what one Linux build
-  does on this machine.
+  tflite-edge-lib project by default (`--print-build-identifiers`) for Linux, and for Windows
+  and macOS with the archs of edgeforge's four targets there, and what one build of each
+  platform does on this machine.
 - bazelisk 1.28.1 (npm `@bazel/bazelisk`, the binary the package ships): `bazelisk version`
   for TensorFlow 2.14.1's `.bazelversion` (read from the cached source tree, else 6.1.0).
 
@@ -77,14 +78,22 @@ def cibuildwheel(tmp: Path) -> dict[str, object]:
                    check=True)
     tool = str(venv / "bin" / "cibuildwheel")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIBW_")}
-    ids = subprocess.run([tool, "--platform", "linux", "--print-build-identifiers",
-                          "wheels/tflite-edge-lib"], cwd=REPO, env=env, capture_output=True,
-                         text=True, check=True).stdout.split()
-    one = failure([tool, "--platform", "linux", "--output-dir", str(tmp / "cibw-out"),
-                   "wheels/tflite-edge-lib"], REPO,
-                  {**env, "CIBW_BUILD": "cp312-manylinux_x86_64"})
-    return {"version": CIBUILDWHEEL, "builds_selected": len(ids), "identifiers": ids,
-            "one_build": one}
+    out: dict[str, object] = {"version": CIBUILDWHEEL}
+    # platform, archs (edgeforge's targets there), the one build tried
+    for platform, archs, build in (("linux", "auto", "cp312-manylinux_x86_64"),
+                                   ("windows", "AMD64 ARM64", "cp312-win_amd64"),
+                                   ("macos", "x86_64 arm64", "cp312-macosx_arm64")):
+        flags = ["--platform", platform, "--archs", archs]
+        ids = subprocess.run([tool, *flags, "--print-build-identifiers",
+                              "wheels/tflite-edge-lib"], cwd=REPO, env=env,
+                             capture_output=True, text=True, check=False)
+        one = failure([tool, *flags, "--output-dir", str(tmp / f"cibw-{platform}"),
+                       "wheels/tflite-edge-lib"], REPO, {**env, "CIBW_BUILD": build})
+        out[platform] = {"archs": archs, "builds_selected": len(ids.stdout.split()),
+                         "identifiers": ids.stdout.split(),
+                         "identifiers_error": (ids.stderr.strip().splitlines() or [""])[-1],
+                         "one_build": one}
+    return out
 
 
 def bazel_version() -> str:

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Library and wheel sizes: edgeforge's TFLite builds vs tflite-runtime 2.14.0's PyPI wheels.
+"""Library and wheel sizes: edgeforge's TFLite builds vs tflite-runtime 2.14.0's PyPI wheels
+(Linux) and ai-edge-litert 2.3.0's (Windows, macOS).
 
-tflite-runtime's wheels are fetched with pip's ordinary client (``pip download --no-deps
-tflite-runtime==2.14.0 --platform TAG --python-version 3.11 --only-binary :all:``); for each
-wheel the file size and the uncompressed size of each shared object inside are listed. On
-our side: every ``*.whl`` in the given dist directories (file size, and the .so inside) and
-every ``libtensorflowlite_c.so`` under the given library directories (bytes on disk).
+The peers' wheels are fetched with pip's ordinary client (``pip download --no-deps
+tflite-runtime==2.14.0 --platform TAG --python-version 3.11 --only-binary :all:``, and
+ai-edge-litert==2.3.0 for win_amd64, win_arm64, macOS arm64 and x86_64 with Python 3.12); for
+each wheel the file size and the uncompressed size of each shared library inside (.so, .pyd,
+.dll, .dylib) are listed, and a platform with no wheel says so. On our side: every ``*.whl``
+in the given dist directories (file size, and the libraries inside) and every
+``libtensorflowlite_c.so`` under the given library directories (bytes on disk).
 
 ``--strip LIB`` reports an unstripped library's size after ``strip --strip-unneeded`` of a copy
 (the strip for its ELF machine: strip, aarch64-linux-gnu-strip, arm-linux-gnueabihf-strip).
@@ -31,6 +34,13 @@ from pathlib import Path
 # manylinux2014; the ARM wheels need glibc 2.34)
 PEER_PLATFORMS = {"x86_64": "manylinux2014_x86_64", "aarch64": "manylinux_2_34_aarch64",
                   "armv7l": "manylinux_2_34_armv7l"}
+# ai-edge-litert 2.3.0 for the Windows and macOS targets (our wheel's platform -> pip's
+# --platform). macOS: pip takes any wheel for an older macOS than the tag names, so 15.0
+# finds theirs whatever its floor is.
+LITERT_PLATFORMS = {"win_amd64": "win_amd64", "win_arm64": "win_arm64",
+                    "macosx_11_0_arm64": "macosx_15_0_arm64",
+                    "macosx_10_15_x86_64": "macosx_15_0_x86_64"}
+LIBRARY_SUFFIXES = (".so", ".pyd", ".dll", ".dylib")
 DEFAULT_DISTS = [Path("/tmp/ef/dist-tflite")]
 DEFAULT_LIBS = [Path("/tmp/tflite-work/out")]
 
@@ -43,7 +53,8 @@ def deflated(path: Path) -> int:
 def wheel_entry(path: Path) -> dict[str, object]:
     with zipfile.ZipFile(path) as z:
         infos = z.infolist()
-    sos = {i.filename: i.file_size for i in infos if ".so" in Path(i.filename).name}
+    sos = {i.filename: i.file_size for i in infos
+           if any(suffix in Path(i.filename).name for suffix in LIBRARY_SUFFIXES)}
     return {"wheel": path.name, "wheel_bytes": path.stat().st_size,
             "installed_bytes": sum(i.file_size for i in infos), "shared_objects": sos}
 
@@ -57,20 +68,33 @@ def wheel_arch(name: str) -> str:
     return platform
 
 
+def wheel_platform(name: str) -> str:
+    """A wheel's platform tag (its first, for a compressed tag set)."""
+    return name[:-len(".whl")].split("-")[-1].split(".")[0]
+
+
+def pip_download(requirement: str, tag: str, python: str, dest: Path) -> dict[str, object]:
+    argv = [sys.executable, "-m", "pip", "download", "--no-deps", requirement,
+            "--platform", tag, "--python-version", python, "--only-binary", ":all:",
+            "-d", str(dest), "-q"]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+        return {"platform": tag, "error": (errors or ["no wheel"])[-1]}
+    return {"platform": tag, **wheel_entry(wheels[0])}
+
+
 def peer_wheels(tmp: Path) -> list[dict[str, object]]:
-    out = []
-    for arch, tag in PEER_PLATFORMS.items():
-        dest = tmp / arch
-        argv = [sys.executable, "-m", "pip", "download", "--no-deps", "tflite-runtime==2.14.0",
-                "--platform", tag, "--python-version", "3.11", "--only-binary", ":all:",
-                "-d", str(dest), "-q"]
-        done = subprocess.run(argv, capture_output=True, text=True)
-        wheels = sorted(dest.glob("*.whl"))
-        if done.returncode != 0 or not wheels:
-            out.append({"arch": arch, "platform": tag, "error": done.stderr.strip()[-300:]})
-            continue
-        out.append({"arch": arch, "platform": tag, **wheel_entry(wheels[0])})
-    return out
+    return [{"arch": arch, **pip_download("tflite-runtime==2.14.0", tag, "3.11", tmp / arch)}
+            for arch, tag in PEER_PLATFORMS.items()]
+
+
+def litert_wheels(tmp: Path) -> list[dict[str, object]]:
+    """ai-edge-litert 2.3.0's wheel for each of our Windows/macOS platforms, or why none."""
+    return [{"ours": ours_tag, **pip_download("ai-edge-litert==2.3.0", tag, "3.12",
+                                               tmp / f"litert-{ours_tag}")}
+            for ours_tag, tag in LITERT_PLATFORMS.items()]
 
 
 def ours(dists: Sequence[Path], libs: Sequence[Path]) -> dict[str, list[dict[str, object]]]:
@@ -94,6 +118,19 @@ def stripped_size(lib: Path, tmp: Path) -> dict[str, object]:
             "strip": _STRIP.get(machine, "strip")}
 
 
+def print_ratios(what: str, peer: str,
+                 rows: Sequence[tuple[str, dict[str, object], dict[str, object]]]) -> None:
+    """A table of our wheels' sizes over the peer's, one row per (name, ours, theirs)."""
+    if not rows:
+        return
+    print()
+    print(f"| {what} | wheel: ours / {peer} | installed: ours / {peer} |")
+    print("| --- | ---: | ---: |")
+    for name, w, p in rows:
+        print(f"| {name} | {w['wheel_bytes'] / p['wheel_bytes']:.2f} | "  # type: ignore[operator]
+              f"{w['installed_bytes'] / p['installed_bytes']:.2f} |")  # type: ignore[operator]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dist", type=Path, action="append")
@@ -104,24 +141,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="edgeforge-bench-sizes-") as tmp:
         peers = peer_wheels(Path(tmp))
+        litert = litert_wheels(Path(tmp))
         strips = [stripped_size(lib, Path(tmp)) for lib in args.strip]
     mine = ours(args.dist or DEFAULT_DISTS, args.libs or DEFAULT_LIBS)
     mine["stripped_here"] = strips
-    report = {"tflite_runtime_2_14_0": peers, "edgeforge": mine}
+    report = {"tflite_runtime_2_14_0": peers, "ai_edge_litert_2_3_0": litert, "edgeforge": mine}
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     print("| artifact | wheel bytes | installed bytes | shared object(s), uncompressed bytes |")
     print("| --- | ---: | ---: | --- |")
-    for p in peers:
+    for label, p in [*((f"tflite-runtime 2.14.0 {p['arch']}", p) for p in peers),
+                     *((f"ai-edge-litert 2.3.0 for {p['ours']}", p) for p in litert),
+                     *(("", w) for w in mine["wheels"])]:
         if "error" in p:
-            print(f"| tflite-runtime 2.14.0 {p['arch']} ({p['platform']}) | not fetched: "
-                  f"{p['error']} | | |")
+            print(f"| {label} ({p['platform']}): no wheel: {p['error']} | | |")
             continue
         sos = ", ".join(f"{Path(k).name} {v:,}" for k, v in p["shared_objects"].items())
         print(f"| {p['wheel']} | {p['wheel_bytes']:,} | {p['installed_bytes']:,} | {sos} |")
-    for w in mine["wheels"]:
-        sos = ", ".join(f"{Path(k).name} {v:,}" for k, v in w["shared_objects"].items())
-        print(f"| {w['wheel']} | {w['wheel_bytes']:,} | {w['installed_bytes']:,} | {sos} |")
     for lib in mine["libraries"]:
         print(f"| {lib['library']} | (deflate -9: {lib['deflate9_bytes']:,}) | | "
               f"{lib['bytes']:,} |")
@@ -133,14 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     # tflite-runtime ships glibc wheels only: compare ours for glibc
     pairs = [(w, peer_by_arch[wheel_arch(str(w["wheel"]))]) for w in mine["wheels"]
              if wheel_arch(str(w["wheel"])) in peer_by_arch and "musllinux" not in str(w["wheel"])]
-    if pairs:
-        print()
-        print("| arch | wheel: ours / tflite-runtime | installed: ours / tflite-runtime |")
-        print("| --- | ---: | ---: |")
-        for w, p in pairs:
-            print(f"| {wheel_arch(str(w['wheel']))} | "
-                  f"{w['wheel_bytes'] / p['wheel_bytes']:.2f} | "  # type: ignore[operator]
-                  f"{w['installed_bytes'] / p['installed_bytes']:.2f} |")  # type: ignore[operator]
+    print_ratios("arch", "tflite-runtime", [(wheel_arch(str(w["wheel"])), w, p) for w, p in pairs])
+    litert_by_tag = {p["ours"]: p for p in litert if "error" not in p}
+    native = [(w, litert_by_tag[wheel_platform(str(w["wheel"]))]) for w in mine["wheels"]
+              if wheel_platform(str(w["wheel"])) in litert_by_tag]
+    print_ratios("platform", "ai-edge-litert",
+                 [(wheel_platform(str(w["wheel"])), w, p) for w, p in native])
     return 0
 
 

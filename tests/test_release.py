@@ -368,7 +368,9 @@ def test_the_repository_release_config_resolves(tmp_path: Path) -> None:
     cells = [c["cell"] for c in matrix]
     assert cells == [f"tflite:{t}" for t in ("linux-x86_64", "linux-aarch64", "linux-armv7l",
                                               "linux-armv6l", "linux-riscv64",
-                                              "musllinux-x86_64", "musllinux-aarch64")]
+                                              "musllinux-x86_64", "musllinux-aarch64",
+                                              "windows-x86_64", "windows-arm64",
+                                              "macos-arm64", "macos-x86_64")]
     assert all(":" not in c["name"] for c in matrix)  # artifact names
 
 
@@ -386,6 +388,10 @@ def test_workflow_passes_actionlint_and_the_workflow_schema() -> None:
     assert "edgeforge release --matrix" in text and "edgeforge release merge" in text
     assert "--cell" in text and "edgeforge sources check tflite" in text
     assert "macos-13" not in text and "cibuildwheel" not in text
+    # Windows and macOS wheels are cells of the Linux runner's matrix: no other runner
+    runners = {line.split(":", 1)[1].strip() for line in text.splitlines()
+               if line.strip().startswith("runs-on:")}
+    assert runners == {"ubuntu-24.04"}, runners
 
 
 def test_ci_host_tflite_release_is_complete(tmp_path: Path) -> None:

@@ -19,15 +19,17 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import lief
 import pytest
 from edgeforge_testing import run_edgeforge
 
 from edgeforge.audit import audit_wheel
 from edgeforge.audit_native import analyze_wheel, read_wheel_binaries
+from edgeforge.builders.cmake import recipe_defines
 from edgeforge.builders.compilers import zig_executable
 from edgeforge.errors import AuditError, ConfigError
 from edgeforge.pipeline import Expander
-from edgeforge.recipe import resolve_recipe
+from edgeforge.recipe import load_recipe, resolve_recipe
 from edgeforge.release_manifest import build_record
 from edgeforge.toolchain import load_toolchain, resolve_target
 from edgeforge.wheel import WheelSpec, write_wheel
@@ -127,6 +129,60 @@ def test_runtime_looks_for_the_file_names_the_recipe_stages(target: str) -> None
     assert (shim_name, library in library_names) == (shim, True), (proc.stdout, library, shim)
 
 
+# --- per-format link flags are recipe data --------------------------------------------------
+
+
+@pytest.mark.parametrize(("target", "linker", "cxx"), [
+    ("linux-x86_64", "-Wl,--gc-sections -Wl,--no-undefined",
+     "-ffunction-sections -fdata-sections"),
+    # the format's flags and the arch's (Thumb-2) both apply
+    ("linux-armv7l", "-Wl,--gc-sections -Wl,--no-undefined",
+     "-mthumb -ffunction-sections -fdata-sections"),
+    ("musllinux-aarch64", "-Wl,--gc-sections -Wl,--no-undefined",
+     "-DFLATBUFFERS_LOCALE_INDEPENDENT=0 -ffunction-sections -fdata-sections"),
+    ("windows-x86_64", "-Wl,--gc-sections",
+     "-DTFL_COMPILE_LIBRARY -ffunction-sections -fdata-sections"),
+    ("windows-arm64", "-Wl,--gc-sections",
+     "-DTFL_COMPILE_LIBRARY -ffunction-sections -fdata-sections"),
+    ("macos-arm64", "-Wl,-S -Wl,-dead_strip",
+     "-fvisibility=hidden -fvisibility-inlines-hidden -ffunction-sections -fdata-sections"),
+    ("macos-x86_64", "-Wl,-S -Wl,-dead_strip",
+     "-fvisibility=hidden -fvisibility-inlines-hidden -ffunction-sections -fdata-sections"),
+])
+def test_tflite_link_flags_are_each_formats(target: str, linker: str, cxx: str) -> None:
+    """recipes/tflite.toml's format-defines: ELF's --gc-sections/--no-undefined reach no
+    Mach-O or PE link, ld64's -dead_strip only Mach-O's; arch-defines add to them."""
+    recipe = resolve_recipe("tflite")
+    toolchain = resolve_target(target)
+    assert recipe.cmake is not None
+    defines = recipe_defines(recipe.cmake, toolchain, Expander(recipe, toolchain, {},
+                                                               Path("/build")))
+    assert defines["CMAKE_SHARED_LINKER_FLAGS"] == linker
+    assert defines["CMAKE_CXX_FLAGS"] == cxx
+
+
+def test_recipe_link_flags_keep_the_toolchains() -> None:
+    """A CMAKE_SHARED_LINKER_FLAGS define makes CMake ignore the toolchain file's *_INIT
+    (the fixture's dylib lost -Wl,-S that way): the toolchain's flags come first."""
+    recipe = resolve_recipe("tflite")
+    assert recipe.cmake is not None
+    toolchain = resolve_target("linux-aarch64").with_backend("gcc")
+    defines = recipe_defines(recipe.cmake, toolchain, Expander(recipe, toolchain, {},
+                                                               Path("/build")))
+    assert defines["CMAKE_SHARED_LINKER_FLAGS"] == \
+        "-static-libstdc++ -Wl,--gc-sections -Wl,--no-undefined"
+
+
+def test_format_defines_for_an_unknown_format_is_one_clear_error(fixture_recipe: Path,
+                                                                   tmp_path: Path) -> None:
+    path = tmp_path / "edgemath.toml"
+    path.write_text(fixture_recipe.read_text().replace("format-defines.macho]",
+                                                       "format-defines.mach-o]"))
+    with pytest.raises(ConfigError, match=r"format-defines.*unknown binary format 'mach-o'"
+                                          r".*elf, pe, macho"):
+        load_recipe(path)
+
+
 # --- the fixture through the whole pipeline --------------------------------------------------
 
 
@@ -188,6 +244,10 @@ def test_windows_dll_imports_only_windows_and_exports_only_the_api(
     (dll,) = read_wheel_binaries(_wheel(dist, "windows-x86_64"), toolchain.binary_format)
     assert dll.machine == "AMD64" and dll.is_library
     assert "KERNEL32.dll" in dll.needed
+    # the fixture recipe's format-defines.pe reached the DLL's link (lld's default 0x180000000)
+    with zipfile.ZipFile(_wheel(dist, "windows-x86_64")) as zf:
+        pe = lief.PE.parse(list(zf.read("edgemath/lib/libedgemath.dll")))
+    assert pe.optional_header.imagebase == 0x6f0000000
     assert all(toolchain.binary_format.allows_system_library(n) for n in dll.needed)
     assert dll.exports == ("edgemath_dot", "edgemath_last_error", "edgemath_logsumexp",
                            "edgemath_matmul", "edgemath_softmax", "edgemath_threads",
@@ -208,7 +268,12 @@ def test_macos_dylib_minos_libsystem_and_exports(built: tuple[Path, str]) -> Non
     assert dylib.needed == ("/usr/lib/libSystem.B.dylib",)
     assert dylib.install_name == "@rpath/libedgemath.dylib"
     with zipfile.ZipFile(wheel) as zf:  # no debug map naming build-directory objects (-Wl,-S)
-        assert b"CMakeFiles" not in zf.read("edgemath/lib/libedgemath.dylib")
+        data = zf.read("edgemath/lib/libedgemath.dylib")
+        assert b"CMakeFiles" not in data
+    # the fixture recipe's format-defines.macho reached the dylib's link
+    macho = lief.MachO.parse(list(data)).at(0)
+    assert [c.path for c in macho.commands if isinstance(c, lief.MachO.RPathCommand)] == [
+        "@loader_path"]
     api = [s for s in dylib.exports if s.startswith("edgemath_")]
     assert len(api) == 8
     report = audit_wheel(wheel, toolchain, exports=("edgemath_*",))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import resources, tomlfile, treehash
+from .binfmt import load_formats
 from .errors import ConfigError
 
 RECIPES_DIR = resources.SHIPPED_RECIPES  # package data: found from an installed wheel too
@@ -118,6 +119,10 @@ class CMakeBuild:
     project: str | None = None
     targets: tuple[str, ...] = ()  # ninja targets; empty: the default target
     defines: dict[str, str] = field(default_factory=dict)
+    # Defines for one binary format (formats.toml's keys: elf, pe, macho), then for one
+    # architecture or target (arch_defines): a later layer's value wins, except for CMake's
+    # *_FLAGS variables, whose layers all apply (concatenated). E.g. ELF's --gc-sections.
+    format_defines: dict[str, dict[str, str]] = field(default_factory=dict)
     arch_defines: dict[str, dict[str, str]] = field(default_factory=dict)
     c_flags: tuple[str, ...] = ()
     cxx_flags: tuple[str, ...] = ()
@@ -287,6 +292,13 @@ def _cmake(t: tomlfile.Table) -> CMakeBuild:
     archs = c.table("arch-defines")
     for arch in list(archs.data):
         arch_defines[arch] = archs.str_map(arch)
+    format_defines = {}
+    formats = c.table("format-defines")
+    for key in list(formats.data):
+        if key not in load_formats():
+            raise formats.error(key, f"unknown binary format {key!r} (formats.toml has: "
+                                f"{', '.join(load_formats())})")
+        format_defines[key] = formats.str_map(key)
     source, project = c.str("source"), c.str("project")
     if (source is None) == (project is None):
         raise c.error("source", "name the CMake project: either `source` (a source's tree, "
@@ -297,6 +309,7 @@ def _cmake(t: tomlfile.Table) -> CMakeBuild:
         project=project,
         targets=tuple(c.str_list("targets")),
         defines=c.str_map("defines"),
+        format_defines=format_defines,
         arch_defines=arch_defines,
         c_flags=tuple(c.str_list("c-flags")),
         cxx_flags=tuple(c.str_list("cxx-flags")),

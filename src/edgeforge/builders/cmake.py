@@ -13,7 +13,7 @@ from ..fsutil import atomic_write_text, sha256_file
 from ..log import Logger
 from ..recipe import CMakeBuild
 from ..toolchain import Toolchain
-from .compilers import Compilers, cmake_toolchain_file
+from .compilers import Compilers, cmake_toolchain_file, toolchain_link_flags
 from .runner import run_logged
 
 
@@ -70,21 +70,7 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     log.write_text("")
 
     defines = {"CMAKE_BUILD_TYPE": "Release", "CMAKE_TOOLCHAIN_FILE": str(toolchain_file),
-               "CMAKE_POSITION_INDEPENDENT_CODE": "ON"}
-    defines.update(spec.defines)
-    defines.update(spec.arch_defines.get(toolchain.arch, {}))
-    defines.update(spec.arch_defines.get(toolchain.name, {}))
-    c_flags = [expand(f) for f in spec.c_flags]
-    cxx_flags = [expand(f) for f in spec.cxx_flags]
-    link_flags = [expand(f) for f in spec.link_flags]
-    if spec.version_script:
-        link_flags.append(f"-Wl,--version-script={expand(spec.version_script)}")
-    # The recipe's flags go after what a define of the same variable says (an arch-define's
-    # CMAKE_CXX_FLAGS for one target): both apply.
-    for variable, flags in (("CMAKE_C_FLAGS", c_flags), ("CMAKE_CXX_FLAGS", cxx_flags),
-                            ("CMAKE_SHARED_LINKER_FLAGS", link_flags)):
-        if flags:
-            defines[variable] = " ".join([*defines.get(variable, "").split(), *flags])
+               "CMAKE_POSITION_INDEPENDENT_CODE": "ON", **recipe_defines(spec, toolchain, expand)}
 
     env = dict(compilers.env)
     # Paths inside this work directory (the build tree, generated headers) become relative;
@@ -107,3 +93,35 @@ def cmake_build(spec: CMakeBuild, toolchain: Toolchain, compilers: Compilers, so
     built = run_logged(build_argv, log_path=log, logger=logger, what="build", env=env)
     return BuildOutput(build_dir=build_dir, log=log, configure_seconds=configure,
                        build_seconds=built)
+
+
+def recipe_defines(spec: CMakeBuild, toolchain: Toolchain,
+                   expand: Callable[[str], str]) -> dict[str, str]:
+    """The CMake defines ``spec`` gives for ``toolchain``: its defines, then the ones for the
+    target's binary format, its arch and its name (a later layer's value wins, except that a
+    CMake ``*_FLAGS`` variable gets every layer's flags), then the recipe's own flags."""
+    defines = dict(spec.defines)
+    for layer in (spec.format_defines.get(toolchain.binary_format.key, {}),
+                  spec.arch_defines.get(toolchain.arch, {}),
+                  spec.arch_defines.get(toolchain.name, {})):
+        for key, value in layer.items():
+            before = defines.get(key, "") if key.endswith("_FLAGS") else ""
+            defines[key] = f"{before} {value}" if before else value
+    c_flags = [expand(f) for f in spec.c_flags]
+    cxx_flags = [expand(f) for f in spec.cxx_flags]
+    link_flags = [expand(f) for f in spec.link_flags]
+    if spec.version_script:
+        link_flags.append(f"-Wl,--version-script={expand(spec.version_script)}")
+    # The recipe's flags go after what a define of the same variable says (an arch-define's
+    # CMAKE_CXX_FLAGS for one target): both apply.
+    for variable, flags in (("CMAKE_C_FLAGS", c_flags), ("CMAKE_CXX_FLAGS", cxx_flags),
+                            ("CMAKE_SHARED_LINKER_FLAGS", link_flags)):
+        if flags:
+            defines[variable] = " ".join([*defines.get(variable, "").split(), *flags])
+    # A variable given on the command line is never initialised from the toolchain file's
+    # *_INIT: the toolchain's own link flags (Mach-O's -S, gcc's -static-libstdc++) go first.
+    for variable in ("CMAKE_SHARED_LINKER_FLAGS", "CMAKE_EXE_LINKER_FLAGS"):
+        if variable in defines:
+            defines[variable] = " ".join([*toolchain_link_flags(toolchain),
+                                          *defines[variable].split()])
+    return defines

@@ -216,9 +216,21 @@ def write_compilers(toolchain: Toolchain, bin_dir: Path, cache_dir: Path) -> Com
                      launcher=launcher, env=env, description=desc)
 
 
+def toolchain_link_flags(toolchain: Toolchain) -> list[str]:
+    """The linker flags every link for ``toolchain`` needs (the toolchain file's
+    ``CMAKE_*_LINKER_FLAGS_INIT``; a recipe that sets those variables adds to these)."""
+    link_flags = list(toolchain.binary_format.link_flags)  # formats.toml: e.g. Mach-O's -S
+    if toolchain.backend == "gcc":
+        # A library that exports only a C API carries its C++ runtime: no GLIBCXX floor. The
+        # unwinder stays shared (libgcc_s.so.1, on every manylinux whitelist): with a static
+        # copy in each of two libraries (TFLite and tflite-edge's shim), an exception crossing
+        # them makes one copy's personality routine drive the other's unwind context and abort.
+        link_flags.append("-static-libstdc++")
+    return link_flags
+
+
 def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path) -> Path:
     """Write the CMake toolchain file for the target; returns its path."""
-    gcc_static = toolchain.backend == "gcc"
     lines = [
         f"# edgeforge toolchain for {toolchain.name} ({compilers.description})",
         f"set(CMAKE_SYSTEM_NAME {toolchain.cmake_system_name})",
@@ -237,13 +249,7 @@ def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path)
         "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)",
         "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)",
     ]
-    link_flags = list(toolchain.binary_format.link_flags)  # formats.toml: e.g. Mach-O's -S
-    if gcc_static:
-        # A library that exports only a C API carries its C++ runtime: no GLIBCXX floor. The
-        # unwinder stays shared (libgcc_s.so.1, on every manylinux whitelist): with a static
-        # copy in each of two libraries (TFLite and tflite-edge's shim), an exception crossing
-        # them makes one copy's personality routine drive the other's unwind context and abort.
-        link_flags.append("-static-libstdc++")
+    link_flags = toolchain_link_flags(toolchain)
     if link_flags:
         lines += [f'set(CMAKE_SHARED_LINKER_FLAGS_INIT "{" ".join(link_flags)}")',
                   f'set(CMAKE_EXE_LINKER_FLAGS_INIT "{" ".join(link_flags)}")']

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
 #include <sys/utsname.h>
+#endif
 
 #include "tensorflow/lite/c/c_api.h"
 #include "tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h"
@@ -84,15 +86,22 @@ static int run(const char* key, const char* path, int xnnpack) {
 int main(void) {
   const char* dir = getenv("EDGEFORGE_SOURCE_MEDIAPIPE");
   char path[4096];
+#ifdef _WIN32
+  const char* machine = "windows"; /* no uname(); the key is not compared */
+#else
   struct utsname uts;
+#endif
   if (!dir) {
     fprintf(stderr, "tflite_smoke_driver: EDGEFORGE_SOURCE_MEDIAPIPE is not set\n");
     return 2;
   }
   snprintf(path, sizeof path, "%s/%s", dir, MODEL);
+#ifndef _WIN32
   uname(&uts);
+  const char* machine = uts.machine;
+#endif
   printf("{\"library\": \"libtensorflowlite_c.so\", \"machine\": ");
-  print_string(uts.machine);
+  print_string(machine);
   printf(", ");
   if (!run("xnnpack", path, 1)) return 1;
   printf(", ");

@@ -13,5 +13,15 @@ set_target_properties(tflite_edge_shim PROPERTIES
   CXX_STANDARD 17 CXX_STANDARD_REQUIRED ON
   CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
 target_compile_options(tflite_edge_shim PRIVATE -ffunction-sections -fdata-sections)
-target_link_options(tflite_edge_shim PRIVATE
-  "-Wl,--version-script,${_shim_dir}/exports.lds" "-Wl,--gc-sections" "-Wl,--no-undefined")
+target_compile_definitions(tflite_edge_shim PRIVATE TFLITE_EDGE_SHIM_BUILDING)
+# Only tflite_edge_shim_* is exported, as the fixture's CMakeLists.txt does it per format.
+# ELF: the version script (it also hides the static C++ runtime). Windows: the API is
+# __declspec(dllexport) (tflite_edge_shim.h), a DLL's only exports then. macOS: hidden
+# visibility (zig's Mach-O linker ignores -exported_symbols_list); -dead_strip is Mach-O's
+# --gc-sections.
+if(CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  target_link_options(tflite_edge_shim PRIVATE
+    "-Wl,--version-script,${_shim_dir}/exports.lds" "-Wl,--gc-sections" "-Wl,--no-undefined")
+elseif(APPLE)
+  target_link_options(tflite_edge_shim PRIVATE "-Wl,-dead_strip")
+endif()

@@ -25,7 +25,13 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+/* The exports: on Windows the DLL exports only what is marked dllexport (shim.cmake defines
+ * TFLITE_EDGE_SHIM_BUILDING), elsewhere what has default visibility (the rest is hidden). */
+#if defined(_WIN32) && defined(TFLITE_EDGE_SHIM_BUILDING)
+#define TFLITE_EDGE_SHIM_API __declspec(dllexport)
+#elif defined(_WIN32)
+#define TFLITE_EDGE_SHIM_API __declspec(dllimport)
+#elif defined(__GNUC__)
 #define TFLITE_EDGE_SHIM_API __attribute__((visibility("default")))
 #else
 #define TFLITE_EDGE_SHIM_API
