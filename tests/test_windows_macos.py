@@ -433,3 +433,44 @@ def test_dylib_needing_a_non_system_library_or_named_by_a_path_fails(tmp_path: P
     problems = _problems(wheel, "macos-arm64")
     assert "not the system's nor in the wheel: /opt/homebrew/lib/libhelper.dylib" in problems
     assert f"is named {tmp_path}/libdemo.dylib (LC_ID_DYLIB)" in problems
+
+
+RTTI_CC = """
+#include <typeinfo>
+#define API extern "C" __attribute__((visibility("default")))
+typedef signed char (*binary_fn)(signed char, signed char);
+API const char* demo_fn_type(void) { return typeid(binary_fn).name(); }
+#ifdef LEAK_CLASS
+struct __attribute__((visibility("default"))) Leaked { virtual ~Leaked(); };
+Leaked::~Leaked() {}
+API const char* demo_class_type(void) { return typeid(Leaked).name(); }
+#endif
+"""
+
+
+@pytest.mark.slow
+def test_dylib_exporting_function_type_rtti_passes_and_a_class_rtti_fails(
+        tmp_path: Path, edgeforge_cache: Path) -> None:
+    """The RTTI of a function type made of fundamental types keeps default visibility under
+    -fvisibility=hidden (macos-x86_64's TFLite dylib exports 40 such symbols): a runtime
+    export of the format. A class's RTTI is not: it fails the audit."""
+    src = tmp_path / "rtti.cc"
+    src.write_text(RTTI_CC)
+    env = {**os.environ, "ZIG_GLOBAL_CACHE_DIR": str(edgeforge_cache / "zig"),
+           "ZIG_LOCAL_CACHE_DIR": str(edgeforge_cache / "zig-local")}
+    wheels = {}
+    for name, extra in {"fn": [], "class": ["-DLEAK_CLASS"]}.items():
+        lib = tmp_path / name / "libdemo.dylib"
+        lib.parent.mkdir()
+        subprocess.run([str(zig_executable()), "c++", "-target", "x86_64-macos.10.15",
+                        "-shared", "-O2", "-fvisibility=hidden", "-Wl,-S",
+                        "-Wl,-install_name,@rpath/libdemo.dylib", *extra, str(src),
+                        "-o", str(lib)], check=True, env=env, cwd=tmp_path, timeout=900)
+        binary = lief.parse(str(lib))  # kept: its symbols live as long as it does
+        assert binary is not None
+        exports = {s.name for s in binary.exported_symbols}
+        assert "__ZTSPFaaaE" in exports, sorted(exports)  # what the rule is about, really there
+        wheels[name] = _wheel_of(tmp_path / name, "macos-x86_64",
+                                 {"audit_demo/lib/libdemo.dylib": lib})
+    assert _problems(wheels["fn"], "macos-x86_64") == ""
+    assert "_ZTI6Leaked" in _problems(wheels["class"], "macos-x86_64")
