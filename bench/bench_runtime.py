@@ -3,9 +3,14 @@
 
 Both runtimes run the same job script (tests/runtime/runtime_jobs.py) in the same Python
 (the tflite-runtime venv under $EDGEFORGE_CACHE, numpy 1.x), on the same machine, with the
-same thread count, in the same run, alternating model by model. Reported: the median
-invoke() latency of each model and the ratio tflite-edge / tflite-runtime; then the
-per-invoke overhead on a tiny model (set_tensor + invoke + get_tensor round trip).
+same thread count, in the same run. By default (``--method paired``) both are loaded in one
+process and their invokes interleaved (A B, B A, ...), and the ratio is the median of the
+per-pair ratios: this shared 2-core VM's speed drifts by tens of percent from one second to
+the next, which moved a model's ratio by up to 0.5 between separate-process runs, and the
+pairs see the same speed. ``--method separate`` runs each runtime in its own process, one
+after the other, model by model. Reported: the median invoke() latency of each model and the
+ratio tflite-edge / tflite-runtime; then the per-invoke overhead on a tiny model (set_tensor
++ invoke + get_tensor round trip, separate processes).
 
 With ``--lib`` given more than once, each library runs after tflite-runtime for every model
 (the peer, then lib 1, lib 2, ...), so two builds are compared with the peer and with each
@@ -13,7 +18,11 @@ other in one run; ``--kernels builtin`` runs TFLite's own kernels (no XNNPACK de
 every runtime.
 
 Usage: TFLITE_EDGE_LIBRARY=/path/libtensorflowlite_c.so python bench/bench_runtime.py
-       [--threads N] [--runs N] [--models a,b] [--lib PATH ...] [--kernels xnnpack|builtin]
+       [--threads N] [--runs N] [--rounds N] [--models a,b] [--lib PATH ...]
+       [--kernels xnnpack|builtin]
+
+``--models cast_chain_4m`` runs a generated model instead: four CASTs over 4M elements
+(TFLite's own CAST kernel, which no delegate takes; see rt_models.cast_chain_model).
 """
 
 from __future__ import annotations
@@ -47,7 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=50, help="timed invokes per model")
-    ap.add_argument("--models", default=",".join(rt_support.BUILTIN_OP_MODELS))
+    ap.add_argument("--models", default=",".join(rt_support.BUILTIN_OP_MODELS),
+                    help="mediapipe model names, or a synthetic one of tests/runtime/"
+                         "rt_models.py's SYNTHETIC_MODELS (cast_chain_4m)")
+    ap.add_argument("--method", choices=("paired", "separate"), default="paired",
+                    help="paired (default): both runtimes in one process, invokes interleaved, "
+                         "the ratio is the median of the per-pair ratios; separate: each "
+                         "runtime in its own process, one after the other")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every model this many times, alternating the runtimes' order; "
+                         "each figure is the median of the rounds' medians (this machine's "
+                         "speed drifts by tens of percent between seconds)")
     ap.add_argument("--overhead-runs", type=int, default=20000)
     ap.add_argument("--lib", type=Path, action="append", default=[],
                     help="a libtensorflowlite_c (repeatable; default: $TFLITE_EDGE_LIBRARY)")
@@ -73,24 +92,64 @@ def main(argv: list[str] | None = None) -> int:
     models = rt_support.mediapipe_models()
     envs = [rt_support.runtime_env(lib) for lib in libraries]
     names = [n for n in args.models.split(",") if n]
+    known = set(models) | set(rt_models.SYNTHETIC_MODELS)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        print(f"bench_runtime: no such model: {', '.join(unknown)} (known: "
+              f"{', '.join(sorted(known))})", file=sys.stderr)
+        return 2
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in names:
-            job = {"kind": "bench", "model": str(models[name]), "num_threads": args.threads,
-                   "warmup": 5, "runs": args.runs, "max_seconds": 30.0,
-                   "kernels": args.kernels}
-            ref = rt_support.run_jobs(python, "tflite_runtime", [job], work)[0]
-            edges = [rt_support.run_jobs(python, "tflite_edge", [job], work, env=env)[0]
-                     for env in envs]
-            for r in (ref, *edges):
-                if "error" in r:
-                    raise SystemExit(f"{name}: {r['error']}")
-            ref_ms = statistics.median(ref["times"]) * 1e3
-            edge_ms = [statistics.median(e["times"]) * 1e3 for e in edges]
-            rows.append((name, models[name].stat().st_size, len(edges[0]["times"]),
-                         ref_ms, edge_ms))
+            if name in rt_models.SYNTHETIC_MODELS:
+                models[name] = work / f"{name}.tflite"
+                models[name].write_bytes(rt_models.SYNTHETIC_MODELS[name]())
+        # per model, per runtime (0: the peer, then each lib): one figure per round
+        medians: dict[str, list[list[float]]] = {n: [[] for _ in range(1 + len(envs))]
+                                                 for n in names}
+        ratios: dict[str, list[list[float]]] = {n: [[] for _ in envs] for n in names}
+        run_counts: dict[str, int] = {}
+        for round_no in range(args.rounds):
+            for name in names:
+                job = {"kind": "paired_bench" if args.method == "paired" else "bench",
+                       "model": str(models[name]), "num_threads": args.threads, "warmup": 5,
+                       "runs": args.runs, "max_seconds": 30.0, "kernels": args.kernels}
+                if args.method == "paired":
+                    for i, env in enumerate(envs):
+                        r = rt_support.run_jobs(python, "tflite_edge", [job], work, env=env)[0]
+                        if "error" in r:
+                            raise SystemExit(f"{name}: {r['error']}")
+                        ref_t, edge_t = r["runtime_times"], r["edge_times"]
+                        if i == 0:
+                            medians[name][0].append(statistics.median(ref_t) * 1e3)
+                        medians[name][i + 1].append(statistics.median(edge_t) * 1e3)
+                        ratios[name][i].append(statistics.median(
+                            [e / t for t, e in zip(ref_t, edge_t, strict=True)]))
+                        run_counts[name] = len(edge_t)
+                    continue
+                # separate processes: the peer first in even rounds, last in odd ones, so a
+                # drift in the machine's speed within a round does not favour one runtime
+                order = list(range(1 + len(envs)))
+                if round_no % 2:
+                    order.reverse()
+                times: dict[int, float] = {}
+                for i in order:
+                    r = (rt_support.run_jobs(python, "tflite_runtime", [job], work)[0] if i == 0
+                         else rt_support.run_jobs(python, "tflite_edge", [job], work,
+                                                  env=envs[i - 1])[0])
+                    if "error" in r:
+                        raise SystemExit(f"{name}: {r['error']}")
+                    times[i] = statistics.median(r["times"]) * 1e3
+                    medians[name][i].append(times[i])
+                    run_counts[name] = len(r["times"])
+                for i in range(len(envs)):
+                    ratios[name][i].append(times[i + 1] / times[0])
+        for name in names:
+            ref_ms, *edge_ms = (statistics.median(m) for m in medians[name])
+            rows.append((name, models[name].stat().st_size, run_counts[name], ref_ms,
+                         edge_ms, [statistics.median(r) for r in ratios[name]]))
         tiny = work / "add4.tflite"
         tiny.write_bytes(rt_models.add_model(4))
         job = {"kind": "overhead", "model": str(tiny), "num_threads": args.threads,
@@ -102,11 +161,15 @@ def main(argv: list[str] | None = None) -> int:
     np_version = rt_support.subprocess.run(
         [str(python), "-c", "import numpy, sys; print(numpy.__version__, sys.version.split()[0])"],
         capture_output=True, text=True, check=True).stdout.split()
+    how = ("both runtimes in one process, invokes interleaved, ratio = median of the per-pair "
+           "ratios" if args.method == "paired" else "each runtime in its own process")
     kernels = ("XNNPACK (each runtime's default delegate)" if args.kernels == "xnnpack"
                else "TFLite's builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)")
     print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs; Python {np_version[1]}, "
           f"numpy {np_version[0]}; num_threads={args.threads}; {kernels}; median of up to "
-          f"{args.runs} invokes after 5 warm-up runs; load average at the end "
+          f"{args.runs} invokes after 5 warm-up runs"
+          + (f", median of {args.rounds} such rounds" if args.rounds > 1 else "")
+          + f"; {how}; load average at the end "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
     print("tflite-runtime 2.14.0 (PyPI wheel) vs tflite-edge on "
           + "; ".join(f"lib {i + 1}: {lib}" for i, lib in enumerate(libraries)) + ".")
@@ -116,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | size (KB) | runs | tflite-runtime (ms) | "
           + " | ".join(f"{lb} (ms) | ratio" for lb in labels) + " |")
     print("| --- | ---: | ---: | ---: | " + " | ".join("---: | ---:" for _ in labels) + " |")
-    for name, size, runs, ref_ms, edge_ms in rows:
+    for name, size, runs, ref_ms, edge_ms, ratio in rows:
         print(f"| {name} | {size // 1024} | {runs} | {ref_ms:.3f} | "
-              + " | ".join(f"{e:.3f} | {e / ref_ms:.2f}" for e in edge_ms) + " |")
+              + " | ".join(f"{e:.3f} | {q:.2f}" for e, q in zip(edge_ms, ratio, strict=True))
+              + " |")
     if rows:
-        geos = [statistics.geometric_mean([r[4][i] / r[3] for r in rows])
+        geos = [statistics.geometric_mean([r[5][i] for r in rows])
                 for i in range(len(libraries))]
         print("| geometric mean | | | | " + " | ".join(f"| {g:.2f}" for g in geos) + " |")
     ref_us = min(ref_o["seconds_per_round"]) * 1e6

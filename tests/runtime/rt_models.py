@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,3 +136,58 @@ def add_model(n: int = 4, dynamic: bool = False) -> bytes:
                Tensor("y", np.float32, (1, n), shape_signature=sig)]
     ops = [Op(OP_ADD, [0, 0], [1], 11, Table())]
     return Model(tensors, ops, [0], [1], signature_key="add").to_bytes()
+
+
+def cast_chain_model(n: int = 1 << 22) -> bytes:
+    """bool [n] -> CAST float32 -> CAST int32 -> CAST uint8 -> CAST float32: plain elementwise
+    loops over large tensors, which no delegate takes (a benchmark of TFLite's own CAST
+    kernel, the op of the fuzz corpus's slow 1 GB case)."""
+    chain = [("x", np.bool_), ("f", np.float32), ("i", np.int32), ("u", np.uint8),
+             ("y", np.float32)]
+    tensors = [Tensor(name, dt, (n,)) for name, dt in chain]
+    ops = [Op(OP_CAST, [i], [i + 1]) for i in range(len(chain) - 1)]
+    return Model(tensors, ops, [0], [len(chain) - 1]).to_bytes()
+
+
+@dataclass(frozen=True)
+class Elementwise:
+    """One elementwise op over [n]-element tensors, without options (the op's defaults), and
+    its numpy reference."""
+    opcode: int  # a BuiltinOperator of schema.fbs
+    inputs: tuple[Any, ...]
+    output: Any
+    reference: Callable[..., Any]
+
+    def model(self, n: int = 1 << 22) -> bytes:
+        tensors = [Tensor(f"x{i}", dt, (n,)) for i, dt in enumerate(self.inputs)]
+        tensors.append(Tensor("y", self.output, (n,)))
+        k = len(self.inputs)
+        return Model(tensors, [Op(self.opcode, list(range(k)), [k])], list(range(k)),
+                     [k]).to_bytes()
+
+
+_I32, _F32, _BOOL = np.int32, np.float32, np.bool_
+#: Integer, bool and float elementwise ops that TFLite's own kernels run (XNNPACK takes no
+#: integer or bool op), for bench/bench_runtime.py and their test against numpy.
+ELEMENTWISE: dict[str, Elementwise] = {
+    "add_i32": Elementwise(OP_ADD, (_I32, _I32), _I32, np.add),
+    "sub_i32": Elementwise(41, (_I32, _I32), _I32, np.subtract),
+    "mul_i32": Elementwise(18, (_I32, _I32), _I32, np.multiply),
+    "div_f32": Elementwise(42, (_F32, _F32), _F32, np.divide),
+    "maximum_i32": Elementwise(55, (_I32, _I32), _I32, np.maximum),
+    "less_i32": Elementwise(58, (_I32, _I32), _BOOL, np.less),
+    "equal_i32": Elementwise(71, (_I32, _I32), _BOOL, np.equal),
+    "neg_i32": Elementwise(59, (_I32,), _I32, np.negative),
+    "abs_i32": Elementwise(101, (_I32,), _I32, np.abs),
+    "select_i32": Elementwise(64, (_BOOL, _I32, _I32), _I32, np.where),
+    "logical_and": Elementwise(86, (_BOOL, _BOOL), _BOOL, np.logical_and),
+    "squared_difference_i32": Elementwise(99, (_I32, _I32), _I32,
+                                          lambda a, b: np.square(a - b)),
+}
+
+#: Models a benchmark can name beside mediapipe's (bench/bench_runtime.py --models): TFLite's
+#: own elementwise kernels on 4M-element tensors.
+SYNTHETIC_MODELS: dict[str, Callable[[], bytes]] = {
+    "cast_chain_4m": cast_chain_model,
+    **{f"{name}_4m": op.model for name, op in ELEMENTWISE.items()},
+}

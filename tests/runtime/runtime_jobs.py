@@ -1,10 +1,10 @@
 """Run model jobs under tflite-runtime 2.14.0 or tflite-edge: the same code for both.
 
 Usage: python runtime_jobs.py {tflite_runtime|tflite_edge} JOBS.json -> JOBS.json.out.
-A job is {"kind": "run" | "bench" | "overhead" | "compat", "model": path, "num_threads": n,
-...}; see run_job, bench_job, overhead_job and compat_job. Standalone on purpose (numpy and
-the runtime only): it runs in the tflite-runtime venv (numpy<2) as well as on the host
-(numpy 2).
+A job is {"kind": "run" | "bench" | "paired_bench" | "overhead" | "compat", "model": path,
+"num_threads": n, ...}; see run_job, bench_job, paired_bench_job, overhead_job and compat_job.
+Standalone on purpose (numpy and the runtime only): it runs in the tflite-runtime venv
+(numpy<2) as well as on the host (numpy 2); paired_bench needs both runtimes importable.
 """
 
 from __future__ import annotations
@@ -105,6 +105,49 @@ def bench_job(job: dict[str, Any]) -> dict[str, Any]:
         if time.perf_counter() > deadline:
             break
     return {"times": times}
+
+
+def paired_bench_job(job: dict[str, Any]) -> dict[str, Any]:
+    """bench_job for tflite-runtime and tflite-edge in one process, their invokes interleaved
+    (A B, B A, A B, ...): both see the same machine speed from one invoke to the next, which
+    separate processes on a shared machine do not. Returns the two time lists, index-paired."""
+    from tflite_edge.interpreter import Interpreter as EdgeInterpreter
+    from tflite_edge.interpreter import OpResolverType as EdgeResolver
+    from tflite_runtime.interpreter import Interpreter as RuntimeInterpreter
+    from tflite_runtime.interpreter import OpResolverType as RuntimeResolver
+
+    builtin = job.get("kernels") == "builtin"
+    its = [
+        RuntimeInterpreter(model_path=job["model"], num_threads=job.get("num_threads"),
+                           **({"experimental_op_resolver_type":
+                               RuntimeResolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+                              if builtin else {})),
+        EdgeInterpreter(model_path=job["model"], num_threads=job.get("num_threads"),
+                        **({"experimental_op_resolver_type":
+                            EdgeResolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+                           if builtin else {})),
+    ]
+    for it in its:
+        it.allocate_tensors()
+        rng = np.random.default_rng(0)
+        for d in it.get_input_details():
+            if np.issubdtype(d["dtype"], np.floating):
+                value = rng.uniform(-1, 1, size=d["shape"])
+            else:
+                value = rng.integers(-100, 100, size=d["shape"])
+            it.set_tensor(d["index"], value.astype(d["dtype"]))
+        for _ in range(job.get("warmup", 5)):
+            it.invoke()
+    times: list[list[float]] = [[], []]
+    deadline = time.perf_counter() + job.get("max_seconds", 30.0)
+    for k in range(job.get("runs", 50)):
+        for i in ((0, 1) if k % 2 == 0 else (1, 0)):
+            t0 = time.perf_counter()
+            its[i].invoke()
+            times[i].append(time.perf_counter() - t0)
+        if time.perf_counter() > deadline:
+            break
+    return {"runtime_times": times[0], "edge_times": times[1]}
 
 
 def overhead_job(job: dict[str, Any]) -> dict[str, Any]:
@@ -253,8 +296,8 @@ def main() -> int:
     path = sys.argv[-1]
     with open(path) as f:
         jobs = json.load(f)
-    kinds = {"run": run_job, "bench": bench_job, "overhead": overhead_job,
-             "compat": compat_job}
+    kinds = {"run": run_job, "bench": bench_job, "paired_bench": paired_bench_job,
+             "overhead": overhead_job, "compat": compat_job}
     results = []
     for job in jobs:
         try:
