@@ -15,7 +15,12 @@ round for each, as wall time and as the timing thread's CPU time (``time.thread_
 leaves out what other processes on a shared machine take), and the ratios to tflite-runtime.
 
 Usage: TFLITE_EDGE_LIBRARY=/path/libtensorflowlite_c.so python bench/bench_invoke.py
-       [--rounds N] [--repeats N] [--threads N] [--baseline REV]
+       [--rounds N] [--repeats N] [--threads N] [--baseline REV] [--paired BLOCKS]
+
+``--paired BLOCKS`` instead loads tflite-runtime and tflite-edge into one process and times
+BLOCKS blocks of ``--rounds`` rounds, alternating the two (A B, B A, ...), and reports the
+median of the blocks' pair ratios: on this shared VM the speed drifts between seconds, which
+the separate processes above see differently.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -112,6 +118,79 @@ def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]
     seconds = (time.perf_counter() - t0) / rounds
     return {"us_per_round": seconds * 1e6, "cpu_us_per_round": cpu * 1e6,
             "checksum": float(np.asarray(result).sum())}
+
+
+def paired_job(model: str, rounds: int, threads: int, blocks: int) -> dict[str, list[float]]:
+    """tflite-runtime and tflite-edge (with the shim) in this process, ``blocks`` blocks of
+    ``rounds`` rounds each, alternating A B, B A, ...: µs per round of each block, paired."""
+    import time
+
+    from tflite_edge.interpreter import Interpreter as EdgeInterpreter
+    from tflite_runtime.interpreter import Interpreter as RuntimeInterpreter
+
+    loops = []
+    outputs: list[Any] = []
+    for cls in (RuntimeInterpreter, EdgeInterpreter):
+        it = cls(model_path=model, num_threads=threads)
+        it.allocate_tensors()
+        a, b = (d["index"] for d in it.get_input_details())
+        out = it.get_output_details()[0]["index"]
+        shape = it.get_input_details()[0]["shape"]
+        x = np.full(shape, 1.5, np.float32)
+        y = np.full(shape, 2.0, np.float32)
+
+        def loop(n: int, it: Any = it, a: int = a, b: int = b, out: int = out,
+                 x: Any = x, y: Any = y) -> float:
+            set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
+            t0 = time.perf_counter()
+            for _ in range(n):
+                set_tensor(a, x)
+                set_tensor(b, y)
+                invoke()
+                get_tensor(out)
+            return (time.perf_counter() - t0) / n * 1e6
+
+        loop(max(rounds // 10, 10))
+        loops.append(loop)
+        outputs.append(np.array(it.get_tensor(out)))
+    if not np.allclose(outputs[0], outputs[1], rtol=1e-4):
+        raise SystemExit(f"the runtimes disagree on the output: {outputs}")
+    times: list[list[float]] = [[], []]
+    for k in range(blocks):
+        for i in ((0, 1) if k % 2 == 0 else (1, 0)):
+            times[i].append(loops[i](rounds))
+    return {"tflite_runtime": times[0], "tflite_edge": times[1]}
+
+
+def _report_paired(python: Path, library: str, rounds: int, threads: int, blocks: int) -> int:
+    env = rt_support.runtime_env(library)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data, n in (("add2x4", add_model(), rounds),
+                              ("fc1ms", fc_model(), max(rounds // 50, 50))):
+            path = Path(tmp) / f"{name}.tflite"
+            path.write_bytes(data)
+            argv = [str(python), __file__, "--paired-job", str(path), str(n), str(threads),
+                    str(blocks)]
+            proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=1800)
+            if proc.returncode:
+                raise SystemExit(f"paired job on {name} failed:\n{proc.stderr[-2000:]}")
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            ref, edge = r["tflite_runtime"], r["tflite_edge"]
+            ratio = statistics.median(e / t for t, e in zip(ref, edge, strict=True))
+            rows.append((name, n, statistics.median(ref), statistics.median(edge), ratio))
+    print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f} after the run; num_threads={threads}; both runtimes in "
+          f"one process, {blocks} blocks of rounds each, alternating (A B, B A, ...); the "
+          "ratio is the median of the blocks' pair ratios.")
+    print(f"tflite-runtime 2.14.0 (PyPI wheel) vs tflite-edge on {library}.")
+    print()
+    print("| model | rounds per block | tflite-runtime (µs, median block) | tflite-edge (µs) "
+          "| ratio |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, n, ref_us, edge_us, ratio in rows:
+        print(f"| {name} | {n} | {ref_us:.2f} | {edge_us:.2f} | **{ratio:.2f}** |")
+    return 0
 
 
 def micro(model: str, repeats: int) -> dict[str, dict[str, float]]:
@@ -238,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         runtime, model, rounds, threads = argv[1], argv[2], int(argv[3]), int(argv[4])
         print(json.dumps(job(runtime, model, rounds, threads)))
         return 0
+    if argv[:1] == ["--paired-job"]:
+        print(json.dumps(paired_job(argv[1], int(argv[2]), int(argv[3]), int(argv[4]))))
+        return 0
     if argv[:1] == ["--micro-job"]:
         print(json.dumps(micro(argv[1], int(argv[2]))))
         return 0
@@ -248,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--micro", action="store_true",
                     help="instead: each call's cost in one process (both runtimes, and the "
                          "lock tflite-edge takes per call against threading.RLock)")
+    ap.add_argument("--paired", type=int, metavar="BLOCKS", default=0,
+                    help="instead: tflite-runtime and tflite-edge in one process, BLOCKS "
+                         "blocks of --rounds rounds each, alternating; the median pair ratio "
+                         "(what a machine whose speed drifts leaves comparable)")
     ap.add_argument("--baseline", metavar="REV",
                     help="also run tflite-edge's Python package as of this git revision "
                          "(with the shim, the same library): before/after in one run")
@@ -264,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.micro:
         return _report_micro(python, library, args.repeats)
+    if args.paired:
+        return _report_paired(python, library, args.rounds, args.threads, args.paired)
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:

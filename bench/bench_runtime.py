@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     labels = [f"lib {i + 1}" for i in range(len(libraries))] if len(libraries) > 1 else [
         "tflite-edge"]
-    print("| model | size (KB) | runs | tflite-runtime (ms) | "
+    peer = ("tflite-runtime (ms, in lib 1's pairs)" if args.method == "paired" and len(labels) > 1
+            else "tflite-runtime (ms)")
+    print(f"| model | size (KB) | runs | {peer} | "
           + " | ".join(f"{lb} (ms) | ratio" for lb in labels) + " |")
     print("| --- | ---: | ---: | ---: | " + " | ".join("---: | ---:" for _ in labels) + " |")
     for name, size, runs, ref_ms, edge_ms, ratio in rows:
