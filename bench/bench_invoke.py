@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,36 +87,42 @@ def fc_model(width: int = 1024, layers: int = 4, seed: int = 3) -> bytes:
     return Model(tensors, ops, [0, 1], [len(tensors) - 1]).to_bytes()
 
 
-def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]:
-    """One process's measurement (runs under the reference venv's Python)."""
+def _round_timer(it: Any) -> Callable[[int], tuple[float, float, Any]]:
+    """A function that times ``n`` rounds (two set_tensor, invoke, get_tensor) on the
+    allocated interpreter ``it``: (wall s, thread CPU s) per round and the last output."""
     import time
 
-    if runtime == "tflite_runtime":
-        from tflite_runtime.interpreter import Interpreter
-    else:
-        from tflite_edge.interpreter import Interpreter
-    it = Interpreter(model_path=model, num_threads=threads)
-    it.allocate_tensors()
     a, b = (d["index"] for d in it.get_input_details())
     out = it.get_output_details()[0]["index"]
     shape = it.get_input_details()[0]["shape"]
     x = np.full(shape, 1.5, np.float32)
     y = np.full(shape, 2.0, np.float32)
     set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
-    warm = max(rounds // 10, 10)
-    for _ in range(warm):
-        set_tensor(a, x)
-        set_tensor(b, y)
-        invoke()
-        get_tensor(out)
-    t0, c0 = time.perf_counter(), time.thread_time()
-    for _ in range(rounds):
-        set_tensor(a, x)
-        set_tensor(b, y)
-        invoke()
-        result = get_tensor(out)
-    cpu = (time.thread_time() - c0) / rounds
-    seconds = (time.perf_counter() - t0) / rounds
+
+    def timed(n: int) -> tuple[float, float, Any]:
+        result = None
+        t0, c0 = time.perf_counter(), time.thread_time()
+        for _ in range(n):
+            set_tensor(a, x)
+            set_tensor(b, y)
+            invoke()
+            result = get_tensor(out)
+        return (time.perf_counter() - t0) / n, (time.thread_time() - c0) / n, result
+
+    return timed
+
+
+def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]:
+    """One process's measurement (runs under the reference venv's Python)."""
+    if runtime == "tflite_runtime":
+        from tflite_runtime.interpreter import Interpreter
+    else:
+        from tflite_edge.interpreter import Interpreter
+    it = Interpreter(model_path=model, num_threads=threads)
+    it.allocate_tensors()
+    timed = _round_timer(it)
+    timed(max(rounds // 10, 10))
+    seconds, cpu, result = timed(rounds)
     return {"us_per_round": seconds * 1e6, "cpu_us_per_round": cpu * 1e6,
             "checksum": float(np.asarray(result).sum())}
 
@@ -123,42 +130,23 @@ def job(runtime: str, model: str, rounds: int, threads: int) -> dict[str, float]
 def paired_job(model: str, rounds: int, threads: int, blocks: int) -> dict[str, list[float]]:
     """tflite-runtime and tflite-edge (with the shim) in this process, ``blocks`` blocks of
     ``rounds`` rounds each, alternating A B, B A, ...: µs per round of each block, paired."""
-    import time
-
     from tflite_edge.interpreter import Interpreter as EdgeInterpreter
     from tflite_runtime.interpreter import Interpreter as RuntimeInterpreter
 
-    loops = []
+    timers = []
     outputs: list[Any] = []
     for cls in (RuntimeInterpreter, EdgeInterpreter):
         it = cls(model_path=model, num_threads=threads)
         it.allocate_tensors()
-        a, b = (d["index"] for d in it.get_input_details())
-        out = it.get_output_details()[0]["index"]
-        shape = it.get_input_details()[0]["shape"]
-        x = np.full(shape, 1.5, np.float32)
-        y = np.full(shape, 2.0, np.float32)
-
-        def loop(n: int, it: Any = it, a: int = a, b: int = b, out: int = out,
-                 x: Any = x, y: Any = y) -> float:
-            set_tensor, invoke, get_tensor = it.set_tensor, it.invoke, it.get_tensor
-            t0 = time.perf_counter()
-            for _ in range(n):
-                set_tensor(a, x)
-                set_tensor(b, y)
-                invoke()
-                get_tensor(out)
-            return (time.perf_counter() - t0) / n * 1e6
-
-        loop(max(rounds // 10, 10))
-        loops.append(loop)
-        outputs.append(np.array(it.get_tensor(out)))
+        timed = _round_timer(it)
+        outputs.append(np.array(timed(max(rounds // 10, 10))[2]))
+        timers.append(timed)
     if not np.allclose(outputs[0], outputs[1], rtol=1e-4):
         raise SystemExit(f"the runtimes disagree on the output: {outputs}")
     times: list[list[float]] = [[], []]
     for k in range(blocks):
         for i in ((0, 1) if k % 2 == 0 else (1, 0)):
-            times[i].append(loops[i](rounds))
+            times[i].append(timers[i](rounds)[0] * 1e6)
     return {"tflite_runtime": times[0], "tflite_edge": times[1]}
 
 

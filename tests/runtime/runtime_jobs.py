@@ -79,13 +79,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def bench_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Latency of invoke() (seconds per run) after warm-up, with fixed inputs; on TFLite's own
-    kernels (no XNNPACK) when job["kernels"] is "builtin"."""
-    options = ({"experimental_op_resolver_type":
-                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-               if job.get("kernels") == "builtin" else {})
-    it = Interpreter(model_path=job["model"], num_threads=job.get("num_threads"), **options)
+def _prepare(it: Any, warmup: int) -> None:
+    """Allocate, set fixed inputs (uniform in [-1, 1), integers in [-100, 100)), warm up."""
     it.allocate_tensors()
     rng = np.random.default_rng(0)
     for d in it.get_input_details():
@@ -94,8 +89,18 @@ def bench_job(job: dict[str, Any]) -> dict[str, Any]:
         else:
             value = rng.integers(-100, 100, size=d["shape"])
         it.set_tensor(d["index"], value.astype(d["dtype"]))
-    for _ in range(job.get("warmup", 5)):
+    for _ in range(warmup):
         it.invoke()
+
+
+def bench_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Latency of invoke() (seconds per run) after warm-up, with fixed inputs; on TFLite's own
+    kernels (no XNNPACK) when job["kernels"] is "builtin"."""
+    options = ({"experimental_op_resolver_type":
+                OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
+               if job.get("kernels") == "builtin" else {})
+    it = Interpreter(model_path=job["model"], num_threads=job.get("num_threads"), **options)
+    _prepare(it, job.get("warmup", 5))
     times = []
     deadline = time.perf_counter() + job.get("max_seconds", 30.0)
     for _ in range(job.get("runs", 50)):
@@ -128,16 +133,7 @@ def paired_bench_job(job: dict[str, Any]) -> dict[str, Any]:
                            if builtin else {})),
     ]
     for it in its:
-        it.allocate_tensors()
-        rng = np.random.default_rng(0)
-        for d in it.get_input_details():
-            if np.issubdtype(d["dtype"], np.floating):
-                value = rng.uniform(-1, 1, size=d["shape"])
-            else:
-                value = rng.integers(-100, 100, size=d["shape"])
-            it.set_tensor(d["index"], value.astype(d["dtype"]))
-        for _ in range(job.get("warmup", 5)):
-            it.invoke()
+        _prepare(it, job.get("warmup", 5))
     times: list[list[float]] = [[], []]
     deadline = time.perf_counter() + job.get("max_seconds", 30.0)
     for k in range(job.get("runs", 50)):
