@@ -34,6 +34,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "runtime"))
@@ -50,6 +51,50 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _job_result(python: Path, runtime: str, job: dict[str, object], work: Path,
+                env: dict[str, str] | None = None) -> dict[str, Any]:
+    r = rt_support.run_jobs(python, runtime, [job], work, env=env)[0]
+    if "error" in r:
+        raise SystemExit(f"{Path(str(job['model'])).stem}: {r['error']}")
+    return r
+
+
+def _paired_round(python: Path, job: dict[str, object], envs: list[dict[str, str]],
+                  work: Path, round_no: int) -> tuple[list[float], list[float], int]:
+    """One paired job per library: the median ms of the peer (from lib 1's pairs) and of each
+    library, each library's median pair ratio, and the pairs' count."""
+    ms: list[float] = []
+    ratios: list[float] = []
+    runs = 0
+    for i, env in enumerate(envs):
+        r = _job_result(python, "tflite_edge", {**job, "kind": "paired_bench"}, work, env)
+        ref_t, edge_t = r["runtime_times"], r["edge_times"]
+        if i == 0:
+            ms.append(statistics.median(ref_t) * 1e3)
+        ms.append(statistics.median(edge_t) * 1e3)
+        ratios.append(statistics.median([e / t for t, e in zip(ref_t, edge_t, strict=True)]))
+        runs = len(edge_t)
+    return ms, ratios, runs
+
+
+def _separate_round(python: Path, job: dict[str, object], envs: list[dict[str, str]],
+                    work: Path, round_no: int) -> tuple[list[float], list[float], int]:
+    """A process per runtime, the peer first in even rounds and last in odd ones (so a drift
+    of the machine's speed within a round favours neither): median ms of each, the ratios."""
+    order = list(range(1 + len(envs)))
+    if round_no % 2:
+        order.reverse()
+    ms = [0.0] * len(order)
+    runs = 0
+    for i in order:
+        r = (_job_result(python, "tflite_runtime", {**job, "kind": "bench"}, work) if i == 0
+             else _job_result(python, "tflite_edge", {**job, "kind": "bench"}, work,
+                              envs[i - 1]))
+        ms[i] = statistics.median(r["times"]) * 1e3
+        runs = len(r["times"])
+    return ms, [m / ms[0] for m in ms[1:]], runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,39 +158,15 @@ def main(argv: list[str] | None = None) -> int:
         run_counts: dict[str, int] = {}
         for round_no in range(args.rounds):
             for name in names:
-                job = {"kind": "paired_bench" if args.method == "paired" else "bench",
-                       "model": str(models[name]), "num_threads": args.threads, "warmup": 5,
-                       "runs": args.runs, "max_seconds": 30.0, "kernels": args.kernels}
-                if args.method == "paired":
-                    for i, env in enumerate(envs):
-                        r = rt_support.run_jobs(python, "tflite_edge", [job], work, env=env)[0]
-                        if "error" in r:
-                            raise SystemExit(f"{name}: {r['error']}")
-                        ref_t, edge_t = r["runtime_times"], r["edge_times"]
-                        if i == 0:
-                            medians[name][0].append(statistics.median(ref_t) * 1e3)
-                        medians[name][i + 1].append(statistics.median(edge_t) * 1e3)
-                        ratios[name][i].append(statistics.median(
-                            [e / t for t, e in zip(ref_t, edge_t, strict=True)]))
-                        run_counts[name] = len(edge_t)
-                    continue
-                # separate processes: the peer first in even rounds, last in odd ones, so a
-                # drift in the machine's speed within a round does not favour one runtime
-                order = list(range(1 + len(envs)))
-                if round_no % 2:
-                    order.reverse()
-                times: dict[int, float] = {}
-                for i in order:
-                    r = (rt_support.run_jobs(python, "tflite_runtime", [job], work)[0] if i == 0
-                         else rt_support.run_jobs(python, "tflite_edge", [job], work,
-                                                  env=envs[i - 1])[0])
-                    if "error" in r:
-                        raise SystemExit(f"{name}: {r['error']}")
-                    times[i] = statistics.median(r["times"]) * 1e3
-                    medians[name][i].append(times[i])
-                    run_counts[name] = len(r["times"])
-                for i in range(len(envs)):
-                    ratios[name][i].append(times[i + 1] / times[0])
+                job: dict[str, object] = {
+                    "model": str(models[name]), "num_threads": args.threads, "warmup": 5,
+                    "runs": args.runs, "max_seconds": 30.0, "kernels": args.kernels}
+                measure = _paired_round if args.method == "paired" else _separate_round
+                ms, ratio, run_counts[name] = measure(python, job, envs, work, round_no)
+                for i, value in enumerate(ms):
+                    medians[name][i].append(value)
+                for i, value in enumerate(ratio):
+                    ratios[name][i].append(value)
         for name in names:
             ref_ms, *edge_ms = (statistics.median(m) for m in medians[name])
             rows.append((name, models[name].stat().st_size, run_counts[name], ref_ms,
