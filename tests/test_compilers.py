@@ -97,3 +97,23 @@ def test_toolchain_file_names_every_tool(tmp_path: Path) -> None:
                 "CMAKE_ASM_COMPILER", "CMAKE_AR", "CMAKE_RANLIB", "CMAKE_STRIP",
                 "CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY"):
         assert key in text
+
+
+def test_a_users_darwin_toolchain_gets_the_formats_variables_under_its_own(
+        tmp_path: Path) -> None:
+    # A user's own macOS toolchain file need not repeat what CMake's Darwin platform asks of
+    # sw_vers (formats.toml's [macho.cmake-variables]); a variable it sets itself wins.
+    shipped = resolve_target("macos-arm64").path.read_text()
+    own = tmp_path / "my-mac.toml"
+    own.write_text(shipped.replace('name = "macos-arm64"', 'name = "my-mac"').replace(
+        'system-processor = "arm64"',
+        'system-processor = "arm64"\n\n[cmake.variables]\nCMAKE_INSTALL_NAME_DIR = "/opt/lib"'))
+    toolchain = resolve_target(None, toolchain_file=own)
+    compilers = write_compilers(toolchain, tmp_path / "bin", tmp_path / "cache")
+    lines = cmake_toolchain_file(toolchain, compilers, tmp_path / "t.cmake").read_text()
+    assert 'set(CMAKE_INSTALL_NAME_DIR "/opt/lib")' in lines.splitlines()
+    assert 'set(CMAKE_INSTALL_NAME_DIR "@rpath")' not in lines
+    assert 'set(CMAKE_INSTALL_NAME_TOOL "/bin/false")' in lines.splitlines()
+    linux = cmake_toolchain_file(resolve_target("linux-aarch64"), compilers,
+                                 tmp_path / "l.cmake").read_text()
+    assert "CMAKE_INSTALL_NAME" not in linux

@@ -54,6 +54,8 @@ class BinaryFormat:
     link_flags: tuple[str, ...] = ()  # for every link of the format (CMake's *_LINKER_FLAGS)
     rpath: bool = False  # a program can record where its libraries are (-Wl,-rpath)
     import_libraries: bool = False  # programs link against import libraries, not the DLL
+    # set by every CMake toolchain file of the format, under the toolchain's own variables
+    cmake_variables: dict[str, str] = field(default_factory=dict)
 
     @property
     def title(self) -> str:
@@ -153,6 +155,7 @@ def _format(key: str, t: tomlfile.Table) -> BinaryFormat:
         link_flags=tuple(t.str_list("link-flags")),
         rpath=t.bool("rpath"),
         import_libraries=t.bool("import-libraries"),
+        cmake_variables=t.str_map("cmake-variables"),
     )
     if "{name}" not in fmt.shared_library_pattern:
         raise t.error("shared-library", "must contain {name}")

@@ -70,8 +70,8 @@ class Toolchain:
     gcc: GccSpec | None
     smoke: SmokeSpec
     extra: dict[str, str] = field(default_factory=dict)
-    # more variables the CMake toolchain file sets ([cmake] variables), e.g. what CMake's
-    # platform files would ask the build machine for (Darwin: sw_vers)
+    # more variables the CMake toolchain file sets ([cmake.variables]), over the binary
+    # format's own (formats.toml: Darwin's, what CMake would ask sw_vers for)
     cmake_variables: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -231,11 +231,14 @@ def toolchain_link_flags(toolchain: Toolchain) -> list[str]:
 
 def cmake_toolchain_file(toolchain: Toolchain, compilers: Compilers, path: Path) -> Path:
     """Write the CMake toolchain file for the target; returns its path."""
+    # The format's variables (Mach-O: what CMake's Darwin platform would ask sw_vers), then the
+    # toolchain's own, which win.
+    variables = {**toolchain.binary_format.cmake_variables, **toolchain.cmake_variables}
     lines = [
         f"# edgeforge toolchain for {toolchain.name} ({compilers.description})",
         f"set(CMAKE_SYSTEM_NAME {toolchain.cmake_system_name})",
         f"set(CMAKE_SYSTEM_PROCESSOR {toolchain.cmake_system_processor})",
-        *(f'set({k} "{v}")' for k, v in sorted(toolchain.cmake_variables.items())),
+        *(f'set({k} "{v}")' for k, v in sorted(variables.items())),
         f'set(CMAKE_C_COMPILER "{compilers.cc}")',
         f'set(CMAKE_CXX_COMPILER "{compilers.cxx}")',
         f'set(CMAKE_ASM_COMPILER "{compilers.cc}")',
