@@ -19,7 +19,7 @@ every runtime.
 
 Usage: TFLITE_EDGE_LIBRARY=/path/libtensorflowlite_c.so python bench/bench_runtime.py
        [--threads N] [--runs N] [--rounds N] [--models a,b] [--lib PATH ...]
-       [--kernels xnnpack|builtin]
+       [--kernels xnnpack|builtin] [--json OUT]
 
 ``--models cast_chain_4m`` runs a generated model instead: four CASTs over 4M elements
 (TFLite's own CAST kernel, which no delegate takes; see rt_models.cast_chain_model).
@@ -28,6 +28,7 @@ Usage: TFLITE_EDGE_LIBRARY=/path/libtensorflowlite_c.so python bench/bench_runti
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lib", type=Path, action="append", default=[],
                     help="a libtensorflowlite_c (repeatable; default: $TFLITE_EDGE_LIBRARY)")
     ap.add_argument("--kernels", choices=("xnnpack", "builtin"), default="xnnpack")
+    ap.add_argument("--json", type=Path, help="also write every figure to this file")
     args = ap.parse_args(argv)
 
     if args.lib:
@@ -206,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {size // 1024} | {runs} | {ref_ms:.3f} | "
               + " | ".join(f"{e:.3f} | {q:.2f}" for e, q in zip(edge_ms, ratio, strict=True))
               + " |")
+    geos = [statistics.geometric_mean([r[5][i] for r in rows])
+            for i in range(len(libraries))] if rows else []
     if rows:
-        geos = [statistics.geometric_mean([r[5][i] for r in rows])
-                for i in range(len(libraries))]
         print("| geometric mean | | | | " + " | ".join(f"| {g:.2f}" for g in geos) + " |")
     ref_us = min(ref_o["seconds_per_round"]) * 1e6
     print()
@@ -218,9 +220,22 @@ def main(argv: list[str] | None = None) -> int:
     print("| runtime | µs per round | ratio |")
     print("| --- | ---: | ---: |")
     print(f"| tflite-runtime 2.14.0 | {ref_us:.2f} | 1.00 |")
-    for label, o in zip(labels, edge_o, strict=True):
-        edge_us = min(o["seconds_per_round"]) * 1e6
-        print(f"| {label} | {edge_us:.2f} | {edge_us / ref_us:.2f} |")
+    edge_us = [min(o["seconds_per_round"]) * 1e6 for o in edge_o]
+    for label, us in zip(labels, edge_us, strict=True):
+        print(f"| {label} | {us:.2f} | {us / ref_us:.2f} |")
+    if args.json:
+        report = {
+            "machine": _cpu_name(), "cpus": os.cpu_count(), "python": np_version[1],
+            "numpy": np_version[0], "num_threads": args.threads, "kernels": args.kernels,
+            "method": args.method, "runs": args.runs, "rounds": args.rounds,
+            "load_average_at_end": list(os.getloadavg()), "libraries": libraries,
+            "models": [{"name": name, "bytes": size, "runs": runs, "tflite_runtime_ms": ref_ms,
+                        "tflite_edge_ms": edge_ms, "ratios": ratio}
+                       for name, size, runs, ref_ms, edge_ms, ratio in rows],
+            "geometric_mean": geos,
+            "overhead_us": {"tflite_runtime": ref_us, "tflite_edge": edge_us},
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 
