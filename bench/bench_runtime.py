@@ -188,12 +188,13 @@ def main(argv: list[str] | None = None) -> int:
            "ratios" if args.method == "paired" else "each runtime in its own process")
     kernels = ("XNNPACK (each runtime's default delegate)" if args.kernels == "xnnpack"
                else "TFLite's builtin kernels (BUILTIN_WITHOUT_DEFAULT_DELEGATES)")
-    print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs; Python {np_version[1]}, "
+    machine, load = _cpu_name(), os.getloadavg()
+    print(f"Machine: {machine}, {os.cpu_count()} CPUs; Python {np_version[1]}, "
           f"numpy {np_version[0]}; num_threads={args.threads}; {kernels}; median of up to "
           f"{args.runs} invokes after 5 warm-up runs"
           + (f", median of {args.rounds} such rounds" if args.rounds > 1 else "")
           + f"; {how}; load average at the end "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.")
+          f"{' '.join(f'{x:.2f}' for x in load)}.")
     print("tflite-runtime 2.14.0 (PyPI wheel) vs tflite-edge on "
           + "; ".join(f"lib {i + 1}: {lib}" for i, lib in enumerate(libraries)) + ".")
     print()
@@ -225,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {label} | {us:.2f} | {us / ref_us:.2f} |")
     if args.json:
         report = {
-            "machine": _cpu_name(), "cpus": os.cpu_count(), "python": np_version[1],
+            "machine": machine, "cpus": os.cpu_count(), "python": np_version[1],
             "numpy": np_version[0], "num_threads": args.threads, "kernels": args.kernels,
             "method": args.method, "runs": args.runs, "rounds": args.rounds,
-            "load_average_at_end": list(os.getloadavg()), "libraries": libraries,
+            "load_average_at_end": list(load), "libraries": libraries,
             "models": [{"name": name, "bytes": size, "runs": runs, "tflite_runtime_ms": ref_ms,
                         "tflite_edge_ms": edge_ms, "ratios": ratio}
                        for name, size, runs, ref_ms, edge_ms, ratio in rows],

@@ -110,10 +110,10 @@ def test_a_users_darwin_toolchain_gets_the_formats_variables_under_its_own(
         'system-processor = "arm64"\n\n[cmake.variables]\nCMAKE_INSTALL_NAME_DIR = "/opt/lib"'))
     toolchain = resolve_target(None, toolchain_file=own)
     compilers = write_compilers(toolchain, tmp_path / "bin", tmp_path / "cache")
-    lines = cmake_toolchain_file(toolchain, compilers, tmp_path / "t.cmake").read_text()
-    assert 'set(CMAKE_INSTALL_NAME_DIR "/opt/lib")' in lines.splitlines()
-    assert 'set(CMAKE_INSTALL_NAME_DIR "@rpath")' not in lines
-    assert 'set(CMAKE_INSTALL_NAME_TOOL "/bin/false")' in lines.splitlines()
+    text = cmake_toolchain_file(toolchain, compilers, tmp_path / "t.cmake").read_text()
+    assert 'set(CMAKE_INSTALL_NAME_DIR "/opt/lib")' in text.splitlines()
+    assert 'set(CMAKE_INSTALL_NAME_DIR "@rpath")' not in text
+    assert 'set(CMAKE_INSTALL_NAME_TOOL "/bin/false")' in text.splitlines()
     linux = cmake_toolchain_file(resolve_target("linux-aarch64"), compilers,
                                  tmp_path / "l.cmake").read_text()
     assert "CMAKE_INSTALL_NAME" not in linux
